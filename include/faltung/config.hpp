@@ -1,0 +1,50 @@
+#pragma once
+// Build configuration and the error type every check in the library throws.
+//
+// FALTUNG_HAS_OPENMP is 1 when compiled with OpenMP (the CMake target adds it when found).
+// FALTUNG_HAS_ZLIB is 1 when the CMake target found zlib and links it; the IDX reader then
+// reads .gz files, and otherwise says clearly that it cannot.
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "faltung/version.hpp"
+
+#if defined(_OPENMP)
+#define FALTUNG_HAS_OPENMP 1
+#include <omp.h>
+#else
+#define FALTUNG_HAS_OPENMP 0
+#endif
+
+#ifndef FALTUNG_HAS_ZLIB
+#define FALTUNG_HAS_ZLIB 0
+#endif
+
+namespace faltung {
+
+/// Every error faltung reports: a shape that does not fit, a bad file, a bad argument.
+/// The message names what went wrong and where.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+namespace detail {
+template <class... Args>
+[[noreturn]] inline void fail(const Args&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw Error(os.str());
+}
+}  // namespace detail
+
+}  // namespace faltung
+
+/// Throws faltung::Error with the streamed message parts when `cond` is false:
+///   FALTUNG_CHECK(n > 0, "Dense: units must be positive, got ", n);
+#define FALTUNG_CHECK(cond, ...)                         \
+  do {                                                   \
+    if (!(cond)) ::faltung::detail::fail(__VA_ARGS__);   \
+  } while (0)

@@ -1,0 +1,98 @@
+#pragma once
+// The layer contract. Every layer, built in or a user's own, derives from Layer<T>.
+//
+//  output_shape(in)   Pure shape inference on per-sample shapes (no batch dimension). Throws
+//                     faltung::Error when `in` does not fit; Sequential adds both layers' names.
+//  build(in, rng)     Allocates and initialises the parameters for per-sample input shape `in`.
+//                     Every random draw goes through `rng`. Called once, before forward.
+//  forward(x, y)      x is (N, in...), y is resized to (N, out...). May keep in the layer what
+//                     backward needs beyond x and y (a pooling argmax, a dropout mask).
+//  backward(x, y, dy, dx)
+//                     x and y are the tensors of the latest forward, unchanged; dy = dL/dy has
+//                     y's shape. ADDS dL/dparam into each parameter's grad (so gradients of
+//                     several batches accumulate until zero_grad), and WRITES dL/dx into dx
+//                     (resized to x's shape) unless input_grad_needed() is false, when dx may be
+//                     left untouched: the first layer of a network has nothing to feed.
+//  parameters()       The trainable tensors in a fixed order (kernel, then bias).
+//  set_training(on)   Training or inference mode; Dropout reads it.
+//  spec()             The layer in the architecture language ("conv:32:3x3:same:relu"),
+//                     from which model files and the command line rebuild it.
+//
+// backward takes x and y explicitly rather than remembering pointers from forward: the caller
+// (Sequential, or the gradient checker) holds them anyway, and a layer then cannot read a
+// tensor that has since been freed or overwritten.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "faltung/parameter.hpp"
+#include "faltung/random.hpp"
+#include "faltung/tensor.hpp"
+
+namespace faltung {
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  /// The layer's kind as Keras names it in a summary: "Conv2D", "Dense", "MaxPool2D", ...
+  virtual std::string type() const = 0;
+  /// Default name stem, snake_case ("conv2d"); Sequential numbers them: conv2d, conv2d_1, ...
+  virtual std::string default_name() const = 0;
+  virtual Shape output_shape(const Shape& in) const = 0;
+  virtual void build(const Shape& in, Random& rng) {
+    (void)rng;
+    input_shape_ = in;
+    output_shape_ = output_shape(in);
+    built_ = true;
+  }
+  virtual void forward(const Tensor<T>& x, Tensor<T>& y) = 0;
+  virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) = 0;
+  virtual std::vector<Parameter<T>*> parameters() { return {}; }
+  virtual std::string spec() const = 0;
+  /// A deep copy, parameters included (Sequential has value semantics).
+  virtual std::unique_ptr<Layer<T>> clone() const = 0;
+
+  virtual void set_training(bool on) { training_ = on; }
+  bool training() const { return training_; }
+
+  void set_input_grad_needed(bool on) { input_grad_needed_ = on; }
+  bool input_grad_needed() const { return input_grad_needed_; }
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  bool built() const { return built_; }
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return output_shape_; }
+
+  /// Freezes (false) or unfreezes (true) every parameter of the layer.
+  void set_trainable(bool on) {
+    for (Parameter<T>* p : parameters()) p->trainable = on;
+  }
+
+  std::size_t parameter_count() {
+    std::size_t n = 0;
+    for (Parameter<T>* p : parameters()) n += p->value.size();
+    return n;
+  }
+
+ protected:
+  /// Checks the batch tensor x against the shape the layer was built for.
+  void check_input(const Tensor<T>& x) const {
+    FALTUNG_CHECK(built_, type(), " '", name_, "': forward before build");
+    FALTUNG_CHECK(x.rank() == input_shape_.rank() + 1 && x.shape().without_batch() == input_shape_, type(),
+                  " '", name_, "': expected input (N, ...) with per-sample shape ", input_shape_, ", got ",
+                  x.shape());
+  }
+
+  Shape input_shape_, output_shape_;
+  bool built_ = false;
+  bool training_ = false;
+  bool input_grad_needed_ = true;
+  std::string name_;
+};
+
+}  // namespace faltung

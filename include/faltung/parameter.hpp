@@ -1,0 +1,24 @@
+#pragma once
+// A trainable tensor and its gradient. Layers own their Parameters; optimizers receive pointers
+// to them through Sequential::parameters(), in a fixed order.
+
+#include <string>
+
+#include "faltung/tensor.hpp"
+
+namespace faltung {
+
+template <class T>
+struct Parameter {
+  std::string name;      ///< "kernel" or "bias"; the owning layer's name is added by Sequential
+  Tensor<T> value;       ///< the weights
+  Tensor<T> grad;        ///< d loss / d value; backward() ADDS into it, zero_grad() clears it
+  bool trainable = true; ///< false: optimizers skip it (how transfer learning freezes a base)
+
+  Parameter() = default;
+  Parameter(std::string name_, const Shape& shape) : name(std::move(name_)), value(shape), grad(shape) {}
+
+  void zero_grad() { grad.set_zero(); }
+};
+
+}  // namespace faltung
