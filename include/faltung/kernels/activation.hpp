@@ -1,0 +1,156 @@
+#pragma once
+// Element-wise activations and softmax, forward and backward. Shared by the activation layers
+// and by the `activation` option of Dense and Conv2D, so there is one implementation of each.
+//
+// Every backward is written in terms of the OUTPUT y (and dy), which all of these allow:
+//   relu       y' = [y > 0]            leaky_relu  y' = y > 0 ? 1 : alpha   (alpha > 0)
+//   sigmoid    y' = y (1 - y)          tanh        y' = 1 - y^2
+//   softmax    dx = y * (dy - sum(dy * y))   over the softmax axis
+// so a layer with a fused activation keeps only its output, not the pre-activation.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <sstream>
+#include <string>
+
+#include "faltung/config.hpp"
+
+namespace faltung {
+
+enum class ActivationKind { Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax };
+
+/// An activation and its parameter (LeakyReLU's negative slope; Keras's default is 0.3).
+struct Activation {
+  ActivationKind kind = ActivationKind::Linear;
+  double alpha = 0.3;
+
+  Activation() = default;
+  Activation(ActivationKind k, double a = 0.3) : kind(k), alpha(a) {}  // NOLINT: implicit on purpose
+  bool is_linear() const { return kind == ActivationKind::Linear; }
+  friend bool operator==(const Activation& a, const Activation& b) {
+    return a.kind == b.kind && (a.kind != ActivationKind::LeakyReLU || a.alpha == b.alpha);
+  }
+
+  /// "relu", "leaky_relu", ... as in Keras.
+  std::string name() const {
+    switch (kind) {
+      case ActivationKind::Linear: return "linear";
+      case ActivationKind::ReLU: return "relu";
+      case ActivationKind::LeakyReLU: return "leaky_relu";
+      case ActivationKind::Sigmoid: return "sigmoid";
+      case ActivationKind::Tanh: return "tanh";
+      case ActivationKind::Softmax: return "softmax";
+    }
+    return "?";
+  }
+};
+
+/// The activation in the architecture language: "relu", "leaky_relu", "leaky_relu=0.1", ...
+inline std::string activation_spec(const Activation& f) {
+  if (f.kind == ActivationKind::LeakyReLU && f.alpha != 0.3) {
+    std::ostringstream os;
+    os << "leaky_relu=" << f.alpha;
+    return os.str();
+  }
+  return f.name();
+}
+
+namespace kernels {
+
+/// y = f(x) on `count` elements laid out as (outer, axis, inner); softmax normalises over
+/// `axis` (the features of a Dense output, the channels of an NCHW map). x and y may alias.
+template <class T>
+void activation_forward(const Activation& f, const T* x, T* y, std::size_t outer, std::size_t axis,
+                        std::size_t inner) {
+  const std::ptrdiff_t count = std::ptrdiff_t(outer * axis * inner);
+  const T alpha = T(f.alpha);
+  switch (f.kind) {
+    case ActivationKind::Linear:
+      if (x != y) std::copy(x, x + count, y);
+      return;
+    case ActivationKind::ReLU:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+      return;
+    case ActivationKind::LeakyReLU:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+      return;
+    case ActivationKind::Sigmoid:
+#pragma omp parallel for schedule(static) if (count > 8192)
+      for (std::ptrdiff_t i = 0; i < count; ++i) {
+        // Two branches so exp never overflows.
+        if (x[i] >= T(0)) {
+          y[i] = T(1) / (T(1) + std::exp(-x[i]));
+        } else {
+          const T e = std::exp(x[i]);
+          y[i] = e / (T(1) + e);
+        }
+      }
+      return;
+    case ActivationKind::Tanh:
+#pragma omp parallel for schedule(static) if (count > 8192)
+      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = std::tanh(x[i]);
+      return;
+    case ActivationKind::Softmax:
+#pragma omp parallel for schedule(static) if (count > 8192)
+      for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
+        for (std::size_t in = 0; in < inner; ++in) {
+          const std::size_t base = std::size_t(o) * axis * inner + in;
+          T m = x[base];
+          for (std::size_t a = 1; a < axis; ++a) m = std::max(m, x[base + a * inner]);
+          T sum = T(0);
+          for (std::size_t a = 0; a < axis; ++a) {
+            const T e = std::exp(x[base + a * inner] - m);  // shifted by the max: no overflow
+            y[base + a * inner] = e;
+            sum += e;
+          }
+          for (std::size_t a = 0; a < axis; ++a) y[base + a * inner] /= sum;
+        }
+      return;
+  }
+}
+
+/// dx = dL/dx from the output y and dy = dL/dy. dx may alias dy.
+template <class T>
+void activation_backward(const Activation& f, const T* y, const T* dy, T* dx, std::size_t outer, std::size_t axis,
+                         std::size_t inner) {
+  const std::ptrdiff_t count = std::ptrdiff_t(outer * axis * inner);
+  const T alpha = T(f.alpha);
+  switch (f.kind) {
+    case ActivationKind::Linear:
+      if (dx != dy) std::copy(dy, dy + count, dx);
+      return;
+    case ActivationKind::ReLU:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+      return;
+    case ActivationKind::LeakyReLU:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : alpha * dy[i];
+      return;
+    case ActivationKind::Sigmoid:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+      return;
+    case ActivationKind::Tanh:
+#pragma omp parallel for simd schedule(static) if (count > 32768)
+      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+      return;
+    case ActivationKind::Softmax:
+#pragma omp parallel for schedule(static) if (count > 8192)
+      for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
+        for (std::size_t in = 0; in < inner; ++in) {
+          const std::size_t base = std::size_t(o) * axis * inner + in;
+          T dot = T(0);
+          for (std::size_t a = 0; a < axis; ++a) dot += dy[base + a * inner] * y[base + a * inner];
+          for (std::size_t a = 0; a < axis; ++a)
+            dx[base + a * inner] = y[base + a * inner] * (dy[base + a * inner] - dot);
+        }
+      return;
+  }
+}
+
+}  // namespace kernels
+}  // namespace faltung

@@ -1,0 +1,147 @@
+#pragma once
+// Conv2D: a 2-D convolution over NCHW images, y = f(conv(x, W) + b).
+//   x (N, C, H, W)   W "kernel" (filters, C, KH, KW)   b "bias" (filters)   y (N, filters, OH, OW)
+// Output size and padding follow kernels/geometry.hpp ('valid', 'same' as in Keras, or explicit).
+// The arithmetic lives in kernels/conv2d.hpp; this layer holds the parameters, the workspaces
+// and the fused activation:
+//   forward   y = f(conv(x, W) + b)
+//   backward  dz = f'(z) * dy (through y)   dW += corr(x, dz)   db += sum dz   dx = conv^T(dz, W)
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "faltung/initializers.hpp"
+#include "faltung/kernels/activation.hpp"
+#include "faltung/kernels/conv2d.hpp"
+#include "faltung/layers/layer.hpp"
+
+namespace faltung {
+
+struct Conv2DOptions {
+  Conv2DOptions(std::size_t filters, std::size_t kernel_size)
+      : filters_(filters), kernel_h_(kernel_size), kernel_w_(kernel_size) {}
+  /// Output channels. Required, positive.
+  Conv2DOptions& filters(std::size_t v) { filters_ = v; return *this; }
+  /// Square window k x k, or kh x kw. Required.
+  Conv2DOptions& kernel_size(std::size_t k) { kernel_h_ = kernel_w_ = k; return *this; }
+  Conv2DOptions& kernel_size(std::size_t kh, std::size_t kw) { kernel_h_ = kh; kernel_w_ = kw; return *this; }
+  /// Step of the window. Default: 1.
+  Conv2DOptions& stride(std::size_t s) { stride_h_ = stride_w_ = s; return *this; }
+  Conv2DOptions& stride(std::size_t sh, std::size_t sw) { stride_h_ = sh; stride_w_ = sw; return *this; }
+  /// Valid (default, as in Keras) or Same.
+  Conv2DOptions& padding(Padding p) { padding_ = p; pad_h_ = pad_w_ = 0; return *this; }
+  /// Explicit zero padding of ph rows and pw columns on each side (PyTorch's padding=(ph, pw)).
+  Conv2DOptions& padding(std::size_t ph, std::size_t pw) { padding_ = Padding::Explicit; pad_h_ = ph; pad_w_ = pw; return *this; }
+  /// Activation applied to the output. Default: linear (none).
+  Conv2DOptions& activation(Activation a) { activation_ = a; return *this; }
+  /// Whether to add a bias per filter. Default: true.
+  Conv2DOptions& use_bias(bool v) { use_bias_ = v; return *this; }
+  /// Initialiser of the kernel. Default: Glorot-uniform. The bias starts at zero.
+  Conv2DOptions& kernel_initializer(Initializer v) { kernel_initializer_ = v; return *this; }
+
+  std::size_t filters_, kernel_h_, kernel_w_, stride_h_ = 1, stride_w_ = 1;
+  Padding padding_ = Padding::Valid;
+  std::size_t pad_h_ = 0, pad_w_ = 0;
+  Activation activation_;
+  bool use_bias_ = true;
+  Initializer kernel_initializer_ = Initializer::GlorotUniform;
+};
+
+template <class T>
+class Conv2D : public Layer<T> {
+ public:
+  explicit Conv2D(Conv2DOptions options) : options_(options) {
+    FALTUNG_CHECK(options_.filters_ > 0, "Conv2D: filters must be positive");
+    FALTUNG_CHECK(options_.kernel_h_ > 0 && options_.kernel_w_ > 0, "Conv2D: kernel size must be positive");
+    FALTUNG_CHECK(options_.stride_h_ > 0 && options_.stride_w_ > 0, "Conv2D: stride must be positive");
+  }
+
+  std::string type() const override { return "Conv2D"; }
+  std::string default_name() const override { return "conv2d"; }
+  const Conv2DOptions& options() const { return options_; }
+
+  Shape output_shape(const Shape& in) const override {
+    const kernels::Conv2DParams p = params_for(in, 0);
+    return Shape{options_.filters_, p.h.out, p.w.out};
+  }
+
+  void build(const Shape& in, Random& rng) override {
+    Layer<T>::build(in, rng);
+    const std::size_t c = in[0], kh = options_.kernel_h_, kw = options_.kernel_w_, f = options_.filters_;
+    kernel_ = Parameter<T>("kernel", Shape{f, c, kh, kw});
+    initialize(kernel_.value, options_.kernel_initializer_, c * kh * kw, f * kh * kw, rng);
+    if (options_.use_bias_) bias_ = Parameter<T>("bias", Shape{f});
+  }
+
+  void forward(const Tensor<T>& x, Tensor<T>& y) override {
+    this->check_input(x);
+    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
+                            y.data(), workspace_);
+    kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
+  }
+
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
+    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    const T* dz = dy.data();
+    if (!options_.activation_.is_linear()) {
+      dz_.resize(dy.shape());
+      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), p.batch, p.out_channels,
+                                   p.out_pixels());
+      dz = dz_.data();
+    }
+    kernels::conv2d_backward_weights(p, x.data(), dz, kernel_.grad.data(),
+                                     options_.use_bias_ ? bias_.grad.data() : nullptr, workspace_);
+    if (this->input_grad_needed()) {
+      dx.resize(x.shape());
+      kernels::conv2d_backward_data(p, dz, kernel_.value.data(), dx.data(), workspace_);
+    }
+  }
+
+  std::vector<Parameter<T>*> parameters() override {
+    if (options_.use_bias_) return {&kernel_, &bias_};
+    return {&kernel_};
+  }
+
+  std::string spec() const override {
+    std::ostringstream os;
+    os << "conv:" << options_.filters_ << ':' << options_.kernel_h_;
+    if (options_.kernel_w_ != options_.kernel_h_) os << 'x' << options_.kernel_w_;
+    if (options_.stride_h_ != 1 || options_.stride_w_ != 1) {
+      os << ":s" << options_.stride_h_;
+      if (options_.stride_w_ != options_.stride_h_) os << 'x' << options_.stride_w_;
+    }
+    if (options_.padding_ == Padding::Same) os << ":same";
+    if (options_.padding_ == Padding::Explicit) {
+      os << ":p" << options_.pad_h_;
+      if (options_.pad_w_ != options_.pad_h_) os << 'x' << options_.pad_w_;
+    }
+    if (!options_.activation_.is_linear()) os << ':' << activation_spec(options_.activation_);
+    if (!options_.use_bias_) os << ":nobias";
+    if (options_.kernel_initializer_ != Initializer::GlorotUniform) os << ':' << to_string(options_.kernel_initializer_);
+    return os.str();
+  }
+
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Conv2D<T>>(*this); }
+
+ private:
+  kernels::Conv2DParams params_for(const Shape& in, std::size_t batch) const {
+    FALTUNG_CHECK(in.rank() == 3, "Conv2D expects a per-sample input (channels, height, width), got ", in);
+    kernels::Conv2DParams p;
+    p.batch = batch;
+    p.in_channels = in[0];
+    p.out_channels = options_.filters_;
+    p.h = window_axis(in[1], options_.kernel_h_, options_.stride_h_, options_.padding_, options_.pad_h_, "Conv2D height");
+    p.w = window_axis(in[2], options_.kernel_w_, options_.stride_w_, options_.padding_, options_.pad_w_, "Conv2D width");
+    return p;
+  }
+
+  Conv2DOptions options_;
+  Parameter<T> kernel_, bias_;
+  Tensor<T> dz_;         // (N, filters, OH, OW) gradient before the activation
+  Tensor<T> workspace_;  // im2col buffers and per-thread partial sums, see kernels/conv2d.hpp
+};
+
+}  // namespace faltung

@@ -1,0 +1,111 @@
+#pragma once
+// Dense (fully connected) layer:  y = f(x W + b)
+//   x (N, in)   W "kernel" (in, units)   b "bias" (units)   y (N, units)
+// W is stored (in, units), as Keras stores it, so the forward pass is one row-major GEMM.
+// Backward (z = x W + b, dz = f'(z) * dy, written through y, see kernels/activation.hpp):
+//   dW += x^T dz      db += sum over the batch of dz      dx = dz W^T
+// The input must be flat per sample; put a Flatten before a Dense that follows a convolution.
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "faltung/initializers.hpp"
+#include "faltung/kernels/activation.hpp"
+#include "faltung/layers/layer.hpp"
+
+namespace faltung {
+
+struct DenseOptions {
+  DenseOptions(std::size_t units) : units_(units) {}  // NOLINT: Dense(128) reads well
+  /// Output features. Required, positive.
+  DenseOptions& units(std::size_t v) { units_ = v; return *this; }
+  /// Activation applied to the output. Default: linear (none).
+  DenseOptions& activation(Activation v) { activation_ = v; return *this; }
+  /// Whether to add a bias. Default: true.
+  DenseOptions& use_bias(bool v) { use_bias_ = v; return *this; }
+  /// Initialiser of the kernel. Default: Glorot-uniform. The bias starts at zero.
+  DenseOptions& kernel_initializer(Initializer v) { kernel_initializer_ = v; return *this; }
+
+  std::size_t units_;
+  Activation activation_;
+  bool use_bias_ = true;
+  Initializer kernel_initializer_ = Initializer::GlorotUniform;
+};
+
+template <class T>
+class Dense : public Layer<T> {
+ public:
+  explicit Dense(DenseOptions options) : options_(options) {
+    FALTUNG_CHECK(options_.units_ > 0, "Dense: units must be positive");
+  }
+  Dense(std::size_t units, Activation activation) : Dense(DenseOptions(units).activation(activation)) {}
+
+  std::string type() const override { return "Dense"; }
+  std::string default_name() const override { return "dense"; }
+  const DenseOptions& options() const { return options_; }
+
+  Shape output_shape(const Shape& in) const override {
+    FALTUNG_CHECK(in.rank() == 1, "Dense expects a flat input (features), got ", in,
+                  "; add a Flatten layer before it");
+    return Shape{options_.units_};
+  }
+
+  void build(const Shape& in, Random& rng) override {
+    Layer<T>::build(in, rng);
+    const std::size_t fan_in = in[0], units = options_.units_;
+    kernel_ = Parameter<T>("kernel", Shape{fan_in, units});
+    initialize(kernel_.value, options_.kernel_initializer_, fan_in, units, rng);
+    if (options_.use_bias_) bias_ = Parameter<T>("bias", Shape{units});
+  }
+
+  void forward(const Tensor<T>& x, Tensor<T>& y) override {
+    this->check_input(x);
+    const std::size_t n = x.dim(0), units = options_.units_;
+    y.resize(Shape{n, units});
+    auto Y = y.as_matrix(n, units);
+    Y.noalias() = x.as_matrix(n, this->input_shape_[0]) * kernel_.value.as_matrix();
+    if (options_.use_bias_) Y.rowwise() += bias_.value.as_vector().transpose();
+    kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
+  }
+
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
+    const std::size_t n = x.dim(0), in = this->input_shape_[0], units = options_.units_;
+    const Tensor<T>* dz = &dy;
+    if (!options_.activation_.is_linear()) {
+      dz_.resize(dy.shape());
+      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), n, units, 1);
+      dz = &dz_;
+    }
+    const auto dZ = dz->as_matrix(n, units);
+    kernel_.grad.as_matrix().noalias() += x.as_matrix(n, in).transpose() * dZ;
+    if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
+    if (this->input_grad_needed()) {
+      dx.resize(x.shape());
+      dx.as_matrix(n, in).noalias() = dZ * kernel_.value.as_matrix().transpose();
+    }
+  }
+
+  std::vector<Parameter<T>*> parameters() override {
+    if (options_.use_bias_) return {&kernel_, &bias_};
+    return {&kernel_};
+  }
+
+  std::string spec() const override {
+    std::ostringstream os;
+    os << "dense:" << options_.units_;
+    if (!options_.activation_.is_linear()) os << ':' << activation_spec(options_.activation_);
+    if (!options_.use_bias_) os << ":nobias";
+    if (options_.kernel_initializer_ != Initializer::GlorotUniform) os << ':' << to_string(options_.kernel_initializer_);
+    return os.str();
+  }
+
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dense<T>>(*this); }
+
+ private:
+  DenseOptions options_;
+  Parameter<T> kernel_, bias_;
+  Tensor<T> dz_;  // (N, units) gradient before the activation; reused across batches
+};
+
+}  // namespace faltung

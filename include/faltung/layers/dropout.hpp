@@ -1,0 +1,77 @@
+#pragma once
+// Dropout(rate): inverted dropout in training (kernels/dropout.hpp), the identity in inference.
+// A rate of 0 is the identity in both modes.
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "faltung/kernels/dropout.hpp"
+#include "faltung/layers/layer.hpp"
+
+namespace faltung {
+
+template <class T>
+class Dropout : public Layer<T> {
+ public:
+  /// rate: the fraction of elements set to zero in training, in [0, 1).
+  explicit Dropout(double rate) : rate_(rate) {
+    FALTUNG_CHECK(rate >= 0.0 && rate < 1.0, "Dropout: rate must be in [0, 1), got ", rate);
+  }
+
+  std::string type() const override { return "Dropout"; }
+  std::string default_name() const override { return "dropout"; }
+  double rate() const { return rate_; }
+
+  Shape output_shape(const Shape& in) const override { return in; }
+
+  void build(const Shape& in, Random& rng) override {
+    Layer<T>::build(in, rng);
+    seed_ = rng.next_u64();  // this layer's stream; each batch advances it
+  }
+
+  void forward(const Tensor<T>& x, Tensor<T>& y) override {
+    this->check_input(x);
+    y.resize(x.shape());
+    if (!this->training() || rate_ == 0.0) {
+      std::copy(x.begin(), x.end(), y.begin());
+      masked_ = false;
+      return;
+    }
+    mask_.resize(x.shape());
+    // Each call takes a fresh, non-overlapping block of the counter space.
+    kernels::dropout_forward(x.data(), y.data(), mask_.data(), x.size(), rate_, seed_);
+    if (!repeat_mask_) seed_ = splitmix64(seed_ ^ 0xD1B54A32D192ED03ull);
+    masked_ = true;
+  }
+
+  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+    if (!this->input_grad_needed()) return;
+    dx.resize(x.shape());
+    if (masked_)
+      kernels::dropout_backward(dy.data(), mask_.data(), dx.data(), dy.size());
+    else
+      std::copy(dy.begin(), dy.end(), dx.begin());
+  }
+
+  /// For gradient checking: every training forward reuses the same mask instead of drawing a
+  /// new one, so that the layer is a fixed function of its input.
+  void repeat_mask(bool on) { repeat_mask_ = on; }
+
+  std::string spec() const override {
+    std::ostringstream os;
+    os << "drop:" << rate_;
+    return os.str();
+  }
+
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dropout<T>>(*this); }
+
+ private:
+  double rate_;
+  std::uint64_t seed_ = 0;
+  bool masked_ = false;
+  bool repeat_mask_ = false;
+  Tensor<T> mask_;  // (N, ...) 0 or 1 / (1 - rate) per element, from the latest training forward
+};
+
+}  // namespace faltung

@@ -1,0 +1,39 @@
+#pragma once
+// Flatten: (N, C, H, W) -> (N, C*H*W), in row-major order (channel, then row, then column).
+// Note that Keras flattens channels-last images in (row, column, channel) order; weights of a
+// Dense after Flatten are therefore not interchangeable with a Keras model's.
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "faltung/layers/layer.hpp"
+
+namespace faltung {
+
+template <class T>
+class Flatten : public Layer<T> {
+ public:
+  Flatten() = default;
+  std::string type() const override { return "Flatten"; }
+  std::string default_name() const override { return "flatten"; }
+
+  Shape output_shape(const Shape& in) const override { return Shape{in.numel()}; }
+
+  void forward(const Tensor<T>& x, Tensor<T>& y) override {
+    this->check_input(x);
+    y.resize(this->output_shape_.with_batch(x.dim(0)));
+    std::copy(x.begin(), x.end(), y.begin());
+  }
+
+  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+    if (!this->input_grad_needed()) return;
+    dx.resize(x.shape());
+    std::copy(dy.begin(), dy.end(), dx.begin());
+  }
+
+  std::string spec() const override { return "flatten"; }
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Flatten<T>>(*this); }
+};
+
+}  // namespace faltung

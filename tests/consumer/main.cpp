@@ -1,0 +1,47 @@
+// A program written the way a user of faltung writes one: it includes the umbrella header and
+// uses the library through the faltung::faltung target, nothing else. Built by both consumer
+// tests (find_package and add_subdirectory); returns 0 when everything works.
+#include <faltung/faltung.hpp>
+
+#include <cmath>
+#include <iostream>
+
+#if defined(CONSUMER_EXPECT_HAS_ZLIB)
+// The installed package says whether faltung was built with zlib; the target must carry that.
+static_assert(FALTUNG_HAS_ZLIB == CONSUMER_EXPECT_HAS_ZLIB,
+              "FALTUNG_HAS_ZLIB did not reach the consumer through faltung::faltung");
+#endif
+
+int main() {
+  using faltung::Shape;
+  using faltung::Tensor;
+
+  // x is (2, 3), w is (3, 2): y = x w through the Eigen views.
+  const Tensor<float> x(Shape{2, 3}, {1, 2, 3, 4, 5, 6});
+  const Tensor<float> w(Shape{3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor<float> y(Shape{2, 2});
+  y.as_matrix() = x.as_matrix() * w.as_matrix();
+  const float expected[] = {4, 5, 10, 11};
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (std::abs(y[i] - expected[i]) > 1e-6f) {
+      std::cerr << "consumer: y[" << i << "] = " << y[i] << ", expected " << expected[i] << "\n";
+      return 1;
+    }
+  }
+
+  // Errors are reported as faltung::Error.
+  bool threw = false;
+  try {
+    (void)y.at({2, 0});
+  } catch (const faltung::Error&) {
+    threw = true;
+  }
+  if (!threw) {
+    std::cerr << "consumer: out-of-range index did not throw faltung::Error\n";
+    return 1;
+  }
+
+  std::cout << "faltung " << FALTUNG_VERSION_STRING << " consumer OK (y " << y.shape()
+            << ", openmp " << FALTUNG_HAS_OPENMP << ", zlib " << FALTUNG_HAS_ZLIB << ")\n";
+  return 0;
+}

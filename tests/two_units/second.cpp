@@ -1,0 +1,7 @@
+// The second translation unit of two_translation_units: see first.cpp.
+#include <faltung/faltung.hpp>
+
+double second_unit_sum() {
+  faltung::Tensor<double> t(faltung::Shape{4}, {1, 2, 3, 4});
+  return t.as_vector().sum();
+}
