@@ -1,0 +1,32 @@
+#pragma once
+// The umbrella header: everything faltung offers, in one include.
+//   #include <faltung/faltung.hpp>
+
+#include "faltung/config.hpp"
+#include "faltung/version.hpp"
+#include "faltung/threading.hpp"
+#include "faltung/tensor.hpp"
+#include "faltung/random.hpp"
+#include "faltung/parameter.hpp"
+#include "faltung/initializers.hpp"
+
+#include "faltung/layers/layer.hpp"
+#include "faltung/layers/activation.hpp"
+#include "faltung/layers/conv2d.hpp"
+#include "faltung/layers/dense.hpp"
+#include "faltung/layers/dropout.hpp"
+#include "faltung/layers/flatten.hpp"
+#include "faltung/layers/max_pool2d.hpp"
+
+#include "faltung/losses/losses.hpp"
+#include "faltung/optimizers/optimizers.hpp"
+
+#include "faltung/model/callbacks.hpp"
+#include "faltung/model/history.hpp"
+#include "faltung/model/progress.hpp"
+#include "faltung/model/sequential.hpp"
+
+#include "faltung/data/idx.hpp"
+#include "faltung/data/fashion_mnist.hpp"
+
+#include "faltung/testing/gradcheck.hpp"
