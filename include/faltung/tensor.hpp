@@ -144,6 +144,7 @@ class Tensor {
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
       resize(other.shape_);
+      size_ = other.size_;  // a default (empty) tensor has rank 0, whose numel() is 1, but no element
       if (size_) std::memcpy(data_.get(), other.data_.get(), size_ * sizeof(T));
     }
     return *this;

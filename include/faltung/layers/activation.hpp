@@ -59,7 +59,7 @@ class ActivationLayer : public Layer<T> {
   static void layout(const Shape& s, std::size_t& outer, std::size_t& axis, std::size_t& inner) {
     outer = s[0];
     axis = s[1];
-    inner = s.numel() / (outer * axis ? outer * axis : 1);
+    inner = outer * axis == 0 ? 0 : s.numel() / (outer * axis);
   }
   Activation f_;
 };

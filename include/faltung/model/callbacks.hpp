@@ -102,7 +102,7 @@ class EarlyStopping : public Callback {
       if (restore_best_ && s.model) best_weights_ = s.model->snapshot_weights();
       return;
     }
-    if (++wait_ > patience_) {
+    if (++wait_ >= patience_) {  // Keras: patience 3 stops after 3 epochs without improvement
       stopped_epoch_ = s.epoch;
       s.stop_training = true;
       s.stop_reason = "early stopping: " + monitor_ + " did not improve for " + std::to_string(wait_) +
