@@ -25,6 +25,8 @@
 #include "faltung/model/history.hpp"
 #include "faltung/model/progress.hpp"
 #include "faltung/model/sequential.hpp"
+#include "faltung/model/architecture.hpp"
+#include "faltung/io/model_file.hpp"
 
 #include "faltung/data/idx.hpp"
 #include "faltung/data/fashion_mnist.hpp"

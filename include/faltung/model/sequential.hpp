@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "faltung/io/model_file.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/layers/layer.hpp"
 #include "faltung/model/callbacks.hpp"
@@ -123,6 +124,8 @@ class Sequential {
     layers_.clear();
     for (const auto& l : other.layers_) layers_.push_back(l->clone());
     input_shape_ = other.input_shape_;
+    built_ = other.built_;
+    report_accuracy_ = other.report_accuracy_;
     rng_ = other.rng_;
     seed_ = other.seed_;
     name_counts_ = other.name_counts_;
@@ -245,6 +248,12 @@ class Sequential {
     for (const auto& l : layers_) s += (s.empty() ? "" : ",") + l->spec();
     return s;
   }
+
+  /// Writes the architecture and weights to `path` atomically (faltung/io/model_file.hpp).
+  void save(const std::string& path) { faltung::save_model(*this, path); }
+  /// Loads weights saved from a model of the same architecture and input shape; checks
+  /// everything before changing anything. To rebuild a model from a file, use load_model.
+  void load_weights(const std::string& path) { faltung::load_weights(*this, path); }
 
   /// The random generator every initialisation, dropout mask and shuffle draws from.
   Random& random() { return rng_; }
@@ -469,10 +478,7 @@ class Sequential {
       FALTUNG_CHECK(w.size() == params.size(), "restore_weights: snapshot of another model");
       for (std::size_t i = 0; i < w.size(); ++i) params[i]->value = w[i];
     }
-    void save(const std::string& path) const override {
-      FALTUNG_CHECK(m_.saver_, "ModelCheckpoint: include faltung/io/model_file.hpp to save models");
-      m_.saver_(m_, path);
-    }
+    void save(const std::string& path) const override { faltung::save_model(m_, path); }
 
    private:
     Sequential& m_;
@@ -522,7 +528,7 @@ class Sequential {
     ProgressBar bar(*o.output_, o.verbose_, is_terminal(*o.output_));
     std::vector<std::size_t> order(n_train);
     std::iota(order.begin(), order.end(), std::size_t(0));
-    std::vector<Tensor<T>> last_good;  // weights before the latest step, for a non-finite loss
+    std::vector<Tensor<T>> last_good;  // weights before the latest step, restored on a non-finite loss
 
     for (auto& c : o.callbacks_) c->on_train_begin(state);
     for (int epoch = 0; epoch < o.epochs_ && !state.stop_training; ++epoch) {
@@ -539,19 +545,25 @@ class Sequential {
         gather_rows(y, order, first, m, batch_y_);
         if (o.terminate_on_nan_) snapshot_into(last_good);
         const BatchResult r = train_on_batch(batch_x_, batch_y_);
-        if (!std::isfinite(r.loss)) {
+        // A finite loss can still come with a step that overflows the weights, and the next
+        // batch's snapshot would then hold nothing good; so the weights are checked too.
+        if (o.terminate_on_nan_ && (!std::isfinite(r.loss) || !weights_finite())) {
+          restore_from(last_good);
+          std::ostringstream msg;
+          msg << "fit: ";
+          if (std::isfinite(r.loss))
+            msg << "the step at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << state.batches
+                << " made the weights non-finite";
+          else
+            msg << "the loss became " << (std::isnan(r.loss) ? "NaN" : "infinite") << " at epoch " << epoch + 1
+                << ", batch " << b + 1 << " of " << state.batches;
+          msg << "; training stopped and the weights from before that batch were kept (a lower learning rate, "
+              << "or checking the inputs for NaN, usually helps)";
+          history.stop_reason = msg.str();
+          bar.message("\n" + msg.str());
           state.batch = b;
-          if (o.terminate_on_nan_) {
-            restore_from(last_good);
-            std::ostringstream msg;
-            msg << "fit: the loss became " << r.loss << " at epoch " << epoch + 1 << ", batch " << b + 1 << " of "
-                << state.batches << "; training stopped and the weights of the last batch with a finite loss were "
-                << "kept (a lower learning rate, or checking the inputs for NaN, usually helps)";
-            history.stop_reason = msg.str();
-            bar.message("\n" + msg.str());
-            state.stop_training = true;
-            break;
-          }
+          state.stop_training = true;
+          break;
         }
         loss_sum += r.loss * double(m);
         seen += m;
@@ -611,6 +623,12 @@ class Sequential {
     return v;
   }
 
+  bool weights_finite() {
+    for (Parameter<T>* p : parameters())
+      if (!p->value.as_vector().allFinite()) return false;
+    return true;
+  }
+
   void snapshot_into(std::vector<Tensor<T>>& w) {
     auto params = parameters();
     w.resize(params.size());
@@ -634,11 +652,6 @@ class Sequential {
   detail::CompiledLoss<T> loss_;
   bool report_accuracy_ = false;
   std::unique_ptr<Optimizer<T>> optimizer_;
-
- public:
-  /// Set by faltung/io/model_file.hpp, so that ModelCheckpoint can save without this header
-  /// depending on the file format.
-  static inline std::function<void(Sequential&, const std::string&)> saver_;
 };
 
 }  // namespace faltung
