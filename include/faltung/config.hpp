@@ -5,6 +5,7 @@
 // FALTUNG_HAS_ZLIB is 1 when the CMake target found zlib and links it; the IDX reader then
 // reads .gz files, and otherwise says clearly that it cannot.
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,14 @@ template <class... Args>
   std::ostringstream os;
   (os << ... << parts);
   throw Error(os.str());
+}
+
+/// The shortest text that reads back as exactly `v` ("0.5", "0.1", "1e-07"), so that specs and
+/// file headers round-trip without the noise of a fixed precision.
+inline std::string shortest(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 }  // namespace detail
 

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "faltung/config.hpp"
+
 namespace faltung {
 
 /// splitmix64: a fast 64-bit mixing function. Also used as a counter-based generator, where
@@ -71,6 +73,7 @@ class Random {
 
   /// Uniform integer in [0, n), without modulo bias (Lemire's method). n must be positive.
   std::uint64_t uniform_int(std::uint64_t n) {
+    FALTUNG_CHECK(n > 0, "Random::uniform_int: the bound must be positive");
     std::uint64_t x = next_u64();
     __uint128_t m = __uint128_t(x) * n;
     std::uint64_t low = std::uint64_t(m);

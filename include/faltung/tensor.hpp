@@ -162,8 +162,8 @@ class Tensor {
   }
 
   /// Gives the tensor a new shape. The allocation is kept when it is large enough, so a tensor
-  /// reused batch after batch allocates only once. Elements beyond the old size are zero; the
-  /// values of the others are unspecified unless the shape is unchanged.
+  /// reused batch after batch allocates only once. A new allocation starts zeroed; otherwise the
+  /// values are whatever the memory last held (callers overwrite them), unless the shape is unchanged.
   void resize(const Shape& shape) {
     const std::size_t n = shape.numel();
     if (n > capacity_) {

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <sstream>
 #include <string>
 
 #include "faltung/config.hpp"
@@ -49,9 +48,7 @@ struct Activation {
 /// The activation in the architecture language: "relu", "leaky_relu", "leaky_relu=0.1", ...
 inline std::string activation_spec(const Activation& f) {
   if (f.kind == ActivationKind::LeakyReLU && f.alpha != 0.3) {
-    std::ostringstream os;
-    os << "leaky_relu=" << f.alpha;
-    return os.str();
+    return "leaky_relu=" + detail::shortest(f.alpha);
   }
   return f.name();
 }

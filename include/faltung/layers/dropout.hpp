@@ -3,7 +3,6 @@
 // A rate of 0 is the identity in both modes.
 
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "faltung/kernels/dropout.hpp"
@@ -59,9 +58,7 @@ class Dropout : public Layer<T> {
   void repeat_mask(bool on) { repeat_mask_ = on; }
 
   std::string spec() const override {
-    std::ostringstream os;
-    os << "drop:" << rate_;
-    return os.str();
+    return "drop:" + detail::shortest(rate_);
   }
 
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dropout<T>>(*this); }
