@@ -78,9 +78,12 @@ class Conv2D : public Layer<T> {
     this->check_input(x);
     const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
     y.resize(this->output_shape_.with_batch(p.batch));
+    // ReLU is fused into the convolution's store; other activations take a pass of their own.
+    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
     kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
-                            y.data(), workspace_);
-    kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
+                            y.data(), workspace_, fused_relu);
+    if (!fused_relu)
+      kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
   }
 
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {

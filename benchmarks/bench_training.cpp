@@ -1,0 +1,142 @@
+// Whole-network benchmarks: one training step (train_on_batch: forward, SparseCrossEntropy,
+// backward, Adam) and inference (forward in eval mode, batch 256) of the two reference networks,
+// the same as ../shared/bench/torch_reference.py builds them:
+//   small     conv32(3x3,same,relu)-pool2-drop.25-conv64(3x3,same,relu)-pool2-drop.25-flatten
+//             -dense128(relu)-drop.5-dense10, training batch 64
+//   notebook  conv128(3x3,same,relu)-pool2-drop.5-conv64(3x3,same,relu)-pool2-flatten
+//             -dense512(relu)-drop.5-dense256(relu)-drop.5-dense10, training batch 256
+// items_per_second is images per second. Real Fashion-MNIST images when the data set is found
+// ($FALTUNG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist), random ones otherwise.
+//
+//   FALTUNG_BENCH_THREADS=2 ./bench_training --benchmark_filter=small
+#include <faltung/faltung.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "bench_common.hpp"
+
+using namespace faltung;
+
+namespace {
+
+Sequential<float> make_network(const std::string& name) {
+  const Activation relu = ActivationKind::ReLU;
+  Sequential<float> net;
+  if (name == "small") {
+    net.add<Conv2D>(Conv2DOptions(32, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.25f)
+        .add<Conv2D>(Conv2DOptions(64, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.25f)
+        .add<Flatten>().add<Dense>(DenseOptions(128).activation(relu)).add<Dropout>(0.5f).add<Dense>(10);
+  } else {
+    net.add<Conv2D>(Conv2DOptions(128, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.5f)
+        .add<Conv2D>(Conv2DOptions(64, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Flatten>()
+        .add<Dense>(DenseOptions(512).activation(relu)).add<Dropout>(0.5f)
+        .add<Dense>(DenseOptions(256).activation(relu)).add<Dropout>(0.5f).add<Dense>(10);
+  }
+  net.build({1, 28, 28});
+  net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-3f).epsilon(1e-7f)));
+  return net;
+}
+
+/// The images as bytes (as the data set keeps them) and a batch converted on demand into a
+/// tensor that is reused, as a training loop does.
+struct Data {
+  ImageDataset train, test;
+  bool real = false;
+
+  Data() {
+    try {
+      FashionMnist f = load_fashion_mnist();
+      train = std::move(f.train);
+      test = std::move(f.test);
+      real = true;
+    } catch (const Error& e) {
+      std::cerr << "bench_training: " << e.what() << "; using random images\n";
+      for (ImageDataset* d : {&train, &test}) {
+        d->count = d == &train ? 60000 : 10000;
+        d->height = d->width = 28;
+        d->num_classes = 10;
+        d->pixels.resize(d->count * 784);
+        d->labels.resize(d->count);
+        std::mt19937 g(7);
+        for (auto& p : d->pixels) p = std::uint8_t(g() & 0xff);
+        for (auto& l : d->labels) l = std::uint8_t(g() % 10);
+      }
+    }
+  }
+
+  static void batch(const ImageDataset& d, std::size_t first, std::size_t n, Tensor<float>& x, Tensor<float>& y) {
+    x.resize({n, 1, 28, 28});
+    y.resize({n});
+    const std::uint8_t* src = d.pixels.data() + first * 784;
+    for (std::size_t i = 0; i < n * 784; ++i) x[i] = float(src[i]) * (1.0f / 255.0f);
+    for (std::size_t i = 0; i < n; ++i) y[i] = float(d.labels[first + i]);
+  }
+};
+
+Data& data() {
+  static Data d;
+  return d;
+}
+
+void BM_train_step(benchmark::State& state, std::string net_name, std::size_t batch, int threads) {
+  set_num_threads(threads);
+  Sequential<float> net = make_network(net_name);
+  Data& d = data();
+  Tensor<float> x, y;
+  std::size_t step = 0;
+  // Warm-up batches, as the PyTorch reference does (3), so every buffer has its final size.
+  for (; step < 3; ++step) {
+    Data::batch(d.train, step * batch, batch, x, y);
+    net.train_on_batch(x, y);
+  }
+  for (auto _ : state) {
+    Data::batch(d.train, (step * batch) % (d.train.count - batch), batch, x, y);
+    benchmark::DoNotOptimize(net.train_on_batch(x, y));
+    ++step;
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+  state.counters["real_data"] = d.real ? 1 : 0;
+}
+
+void BM_inference(benchmark::State& state, std::string net_name, int threads) {
+  const std::size_t batch = 256;
+  set_num_threads(threads);
+  Sequential<float> net = make_network(net_name);
+  net.set_training(false);
+  Data& d = data();
+  Tensor<float> x, y;
+  std::size_t step = 0;
+  Data::batch(d.test, 0, batch, x, y);
+  net.forward(x);
+  for (auto _ : state) {
+    Data::batch(d.test, (step * batch) % (d.test.count - batch), batch, x, y);
+    benchmark::DoNotOptimize(net.forward(x).data());
+    ++step;
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+}
+
+}  // namespace
+
+/// Seconds each benchmark runs at least: $FALTUNG_BENCH_SECONDS, default 2 (training) and 1.
+double seconds(double fallback) {
+  const char* env = std::getenv("FALTUNG_BENCH_SECONDS");
+  return env && *env ? std::atof(env) : fallback;
+}
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (int t : bench::thread_counts())
+    for (auto [name, batch] : {std::pair<std::string, std::size_t>{"small", 64}, {"notebook", 256}}) {
+      const std::string suffix = "/" + name + "/threads:" + std::to_string(t);
+      benchmark::RegisterBenchmark(("train" + suffix).c_str(), BM_train_step, name, batch, t)->UseRealTime()->MinTime(seconds(2));
+      benchmark::RegisterBenchmark(("infer" + suffix).c_str(), BM_inference, name, t)->UseRealTime()->MinTime(seconds(1));
+    }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

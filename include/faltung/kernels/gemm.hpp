@@ -1,0 +1,274 @@
+#pragma once
+// A small register-blocked single-precision GEMM for the shapes convolution produces:
+//
+//   C (M, N) = [C or row_init] + A (M, depth) * B (depth, N)
+//
+// A is read by broadcasting one element at a time, through two strides, so a row-major matrix,
+// its transpose, or a slice of either is read in place without packing:
+//   A(m, l) = a[m * a_rs + l * a_cs]
+// B and C are row-major with leading dimensions ldb, ldc (elements); N is the contiguous
+// direction, which is the direction we vectorise: in NCHW the pixels of one channel are
+// contiguous, so every convolution pass is arranged to put pixels (or output channels, after a
+// transpose) on N.
+//
+// Why this and not Eigen: the convolution GEMMs are skinny (M = 32..128, N = 196..784) and are
+// called once per sample; Eigen packs both operands on every call and its AVX-512 kernels
+// reach about half of this machine's FMA peak there. This kernel packs nothing: the
+// micro-tile of MR rows x NV vectors keeps MR * NV accumulators in registers (6 x 4 = 24 of the
+// 32 AVX-512 registers; 8 and more independent FMA chains hide the FMA latency on two FMA
+// pipes), loads NV vectors of B and broadcasts MR elements of A per step of `depth`.
+//
+// The loops over the tiles run column group outermost inside a depth chunk (kDepthChunk rows of B),
+// so one chunk of B's column group (kDepthChunk x 64 floats = 64 KiB at most, mostly L1 and L2) is
+// reused by every row tile before the next group is touched.
+//
+// Only compiled with AVX-512F or AVX2+FMA (FALTUNG_HAS_SIMD_GEMM); otherwise the convolution
+// kernels fall back to im2col + Eigen.
+
+#include <algorithm>
+#include <cstddef>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#define FALTUNG_HAS_SIMD_GEMM 1
+#else
+#define FALTUNG_HAS_SIMD_GEMM 0
+#endif
+
+namespace faltung {
+namespace kernels {
+namespace simd {
+
+#if defined(__AVX512F__)
+/// One register of 16 floats, and the few operations the micro-kernels need.
+struct VecF {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr int lanes = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg set1(float v) { return _mm512_set1_ps(v); }
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static void store(float* p, Reg v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  /// The first n lanes (1 <= n <= 16).
+  static Mask first(int n) { return Mask((1u << n) - 1u); }
+  static float sum(Reg v) { return _mm512_reduce_add_ps(v); }
+};
+#elif FALTUNG_HAS_SIMD_GEMM
+struct VecF {
+  using Reg = __m256;
+  using Mask = __m256i;
+  static constexpr int lanes = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg set1(float v) { return _mm256_set1_ps(v); }
+  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, Reg v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Mask first(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static float sum(Reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+#endif
+
+#if FALTUNG_HAS_SIMD_GEMM
+constexpr int kTileRows = 6;     // MR: rows of C per micro-tile (broadcasts of A)
+constexpr int kTileVectors = 4;  // NV: vectors of C per micro-tile (loads of B)
+#ifndef FALTUNG_GEMM_DEPTH_CHUNK
+#define FALTUNG_GEMM_DEPTH_CHUNK 256
+#endif
+constexpr std::size_t kDepthChunk = FALTUNG_GEMM_DEPTH_CHUNK;  // rows of B per pass over C
+
+/// Arguments shared by every micro-tile of one GEMM call.
+struct GemmArgs {
+  std::size_t depth;            // inner dimension of this chunk
+  const float* a;               // A (M, depth), element (m, l) at a[m * a_rs + l * a_cs]
+  std::size_t a_rs, a_cs;
+  const float* b;               // B (depth, N) row-major, leading dimension ldb
+  std::size_t ldb;
+  float* c;                     // C (M, N) row-major, leading dimension ldc
+  std::size_t ldc;
+  bool accumulate;              // C += A B (true) or C = init + A B (false)
+  const float* row_init;        // (M) value each row of C starts from when !accumulate; null: 0
+  bool relu;                    // store max(C, 0): a ReLU fused into the last pass over C
+};
+
+/// One MR x NV micro-tile at row m0 and vector column v0 of C. The last vector stores only
+/// `last_lanes` lanes (the ragged right edge of N; B is read there under the same mask).
+template <int MR, int NV>
+void gemm_tile(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
+  using V = VecF;
+  constexpr int L = V::lanes;
+  const typename V::Mask tail = V::first(last_lanes);
+  const bool ragged = last_lanes != L;
+  typename V::Reg acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    float* crow = g.c + (m0 + std::size_t(m)) * g.ldc + col0;
+    for (int v = 0; v < NV; ++v) {
+      if (g.accumulate)
+        acc[m][v] = (v == NV - 1 && ragged) ? V::load(crow + v * L, tail) : V::load(crow + v * L);
+      else
+        acc[m][v] = g.row_init ? V::set1(g.row_init[m0 + std::size_t(m)]) : V::zero();
+    }
+  }
+  const float* arow[MR];
+  for (int m = 0; m < MR; ++m) arow[m] = g.a + (m0 + std::size_t(m)) * g.a_rs;
+  const float* bp = g.b + col0;
+  // The depth loop is innermost: the accumulators stay in registers for the whole chunk.
+  for (std::size_t l = 0; l < g.depth; ++l, bp += g.ldb) {
+    typename V::Reg bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = (v == NV - 1 && ragged) ? V::load(bp + v * L, tail) : V::load(bp + v * L);
+    const std::size_t ao = l * g.a_cs;
+    for (int m = 0; m < MR; ++m) {
+      const typename V::Reg av = V::set1(arow[m][ao]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(av, bv[v], acc[m][v]);
+    }
+  }
+  if (g.relu)
+    for (int m = 0; m < MR; ++m)
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::max(acc[m][v], V::zero());
+  for (int m = 0; m < MR; ++m) {
+    float* crow = g.c + (m0 + std::size_t(m)) * g.ldc + col0;
+    for (int v = 0; v < NV; ++v) {
+      if (v == NV - 1 && ragged)
+        V::store(crow + v * L, acc[m][v], tail);
+      else
+        V::store(crow + v * L, acc[m][v]);
+    }
+  }
+}
+
+using TileFn = void (*)(const GemmArgs&, std::size_t, std::size_t, int);
+
+template <int MR>
+constexpr TileFn tile_for_vectors(int nv) {
+  return nv == 1 ? &gemm_tile<MR, 1> : nv == 2 ? &gemm_tile<MR, 2> : nv == 3 ? &gemm_tile<MR, 3> : &gemm_tile<MR, 4>;
+}
+/// The micro-tile for mr (1..kTileRows) rows and nv (1..kTileVectors) vectors.
+inline TileFn tile_for(int mr, int nv) {
+  switch (mr) {
+    case 1: return tile_for_vectors<1>(nv);
+    case 2: return tile_for_vectors<2>(nv);
+    case 3: return tile_for_vectors<3>(nv);
+    case 4: return tile_for_vectors<4>(nv);
+    case 5: return tile_for_vectors<5>(nv);
+    default: return tile_for_vectors<6>(nv);
+  }
+}
+
+/// C (M, N) = [accumulate ? C : row_init] + A (M, depth) * B (depth, N); see the file comment.
+/// relu: C = max(that, 0) instead. Single-threaded: the convolution kernels call it from inside
+/// their own parallel loop.
+inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a, std::size_t a_rs, std::size_t a_cs,
+                 const float* b, std::size_t ldb, float* c, std::size_t ldc, bool accumulate,
+                 const float* row_init = nullptr, bool relu = false) {
+  constexpr int L = VecF::lanes;
+  if (M == 0 || N == 0) return;
+  const std::size_t vectors = (N + L - 1) / L;
+  // Spread the vectors over as few column groups as possible, evenly (13 -> 4, 3, 3, 3), so no
+  // group is left with one vector and too few accumulators to hide the FMA latency.
+  const std::size_t groups = (vectors + kTileVectors - 1) / kTileVectors;
+  const int last_lanes = int(N - (vectors - 1) * L);
+  GemmArgs g{0, a, a_rs, a_cs, b, ldb, c, ldc, accumulate, row_init, false};
+  std::size_t l0 = 0;
+  do {
+    g.depth = std::min(kDepthChunk, depth - l0);
+    g.a = a + l0 * a_cs;
+    g.b = b + l0 * ldb;
+    g.accumulate = accumulate || l0 > 0;
+    g.relu = relu && l0 + g.depth >= depth;  // only once the sum is complete
+    std::size_t v0 = 0;
+    for (std::size_t grp = 0; grp < groups; ++grp) {
+      const std::size_t nv = vectors / groups + (grp < vectors % groups ? 1 : 0);
+      const int lanes = v0 + nv == vectors ? last_lanes : L;
+      for (std::size_t m0 = 0; m0 < M; m0 += kTileRows) {
+        const int mr = int(std::min<std::size_t>(kTileRows, M - m0));
+        tile_for(mr, int(nv))(g, m0, v0 * L, lanes);
+      }
+      v0 += nv;
+    }
+    l0 += g.depth;
+  } while (l0 < depth);
+}
+
+// ---------------------------------------------------------------------------------------------
+// C (M, N) += A (M, depth) * B (N, depth)^T, with both operands contiguous along depth: the
+// "dot product" form. Each of the MR x NR accumulators sums one dot product over depth in a
+// vector, reduced to a scalar at the end of the tile. Used where depth is long and M, N are
+// small (the weight gradient of a convolution with few input channels: K = 9 rows of col against
+// OC rows of dY, over the P = 784 pixels), where the broadcast form would need a transpose of dY
+// costing as much as the product itself.
+constexpr int kDotRows = 4, kDotCols = 3;  // MR x NR = 12 accumulators, 7 loads per 12 FMAs
+
+template <int MR, int NR>
+void dot_tile(std::size_t depth, const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
+              std::size_t ldc) {
+  using V = VecF;
+  constexpr int L = V::lanes;
+  typename V::Reg acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) acc[m][n] = V::zero();
+  std::size_t l = 0;
+  for (; l + L <= depth; l += L) {
+    typename V::Reg bv[NR];
+    for (int n = 0; n < NR; ++n) bv[n] = V::load(b + std::size_t(n) * ldb + l);
+    for (int m = 0; m < MR; ++m) {
+      const typename V::Reg av = V::load(a + std::size_t(m) * lda + l);
+      for (int n = 0; n < NR; ++n) acc[m][n] = V::fma(av, bv[n], acc[m][n]);
+    }
+  }
+  if (l < depth) {  // the ragged end of depth, under a mask (masked-off lanes read as 0)
+    const typename V::Mask tail = V::first(int(depth - l));
+    typename V::Reg bv[NR];
+    for (int n = 0; n < NR; ++n) bv[n] = V::load(b + std::size_t(n) * ldb + l, tail);
+    for (int m = 0; m < MR; ++m) {
+      const typename V::Reg av = V::load(a + std::size_t(m) * lda + l, tail);
+      for (int n = 0; n < NR; ++n) acc[m][n] = V::fma(av, bv[n], acc[m][n]);
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) c[std::size_t(m) * ldc + std::size_t(n)] += V::sum(acc[m][n]);
+}
+
+using DotTileFn = void (*)(std::size_t, const float*, std::size_t, const float*, std::size_t, float*, std::size_t);
+
+template <int MR>
+constexpr DotTileFn dot_tile_for_cols(int nr) {
+  return nr == 1 ? &dot_tile<MR, 1> : nr == 2 ? &dot_tile<MR, 2> : &dot_tile<MR, 3>;
+}
+
+/// C (M, N) += A (M, depth) * B (N, depth)^T; rows of A are lda apart, rows of B ldb apart.
+inline void gemm_abt(std::size_t M, std::size_t N, std::size_t depth, const float* a, std::size_t lda, const float* b,
+                     std::size_t ldb, float* c, std::size_t ldc) {
+  // B's NR rows are the inner loop's reused operand, so the columns of C go outermost: one
+  // column block of B (NR x depth, 9 KiB at depth 784) stays in L1 while A streams past it.
+  for (std::size_t n0 = 0; n0 < N; n0 += kDotCols) {
+    const int nr = int(std::min<std::size_t>(kDotCols, N - n0));
+    for (std::size_t m0 = 0; m0 < M; m0 += kDotRows) {
+      const int mr = int(std::min<std::size_t>(kDotRows, M - m0));
+      const DotTileFn f = mr == 1   ? dot_tile_for_cols<1>(nr)
+                          : mr == 2 ? dot_tile_for_cols<2>(nr)
+                          : mr == 3 ? dot_tile_for_cols<3>(nr)
+                                    : dot_tile_for_cols<4>(nr);
+      f(depth, a + m0 * lda, lda, b + n0 * ldb, ldb, c + m0 * ldc + n0, ldc);
+    }
+  }
+}
+#endif  // FALTUNG_HAS_SIMD_GEMM
+
+}  // namespace simd
+}  // namespace kernels
+}  // namespace faltung
