@@ -370,6 +370,8 @@ const std::vector<PoolShape>& pool_shapes() {
       {4, 3, 28, 28, 2, 2, 2, 2, Padding::Valid}, {1, 1, 1, 1, 1, 1, 1, 1, Padding::Valid},
       {2, 2, 5, 5, 5, 5, 5, 5, Padding::Valid},   {1, 3, 3, 4, 4, 4, 3, 3, Padding::Same},
       {2, 1, 10, 3, 2, 2, 3, 3, Padding::Valid},
+      // 2x2 rows wider than one AVX-512 step (OW = 35, 18): full steps and a ragged end.
+      {2, 3, 6, 70, 2, 2, 2, 2, Padding::Valid},  {1, 2, 5, 37, 2, 2, 2, 2, Padding::Valid},
   };
   return shapes;
 }

@@ -19,6 +19,16 @@
 #define FALTUNG_HAS_OPENMP 0
 #endif
 
+/// FALTUNG_OMP(parallel for schedule(static)) is `#pragma omp parallel for schedule(static)` when
+/// compiled with OpenMP and nothing otherwise, so that a program built without -fopenmp gets no
+/// -Wunknown-pragmas warnings from faltung's kernels (the only place with OpenMP directives).
+#define FALTUNG_OMP_STRINGIFY(...) #__VA_ARGS__
+#if FALTUNG_HAS_OPENMP
+#define FALTUNG_OMP(...) _Pragma(FALTUNG_OMP_STRINGIFY(omp __VA_ARGS__))
+#else
+#define FALTUNG_OMP(...)
+#endif
+
 #ifndef FALTUNG_HAS_ZLIB
 #define FALTUNG_HAS_ZLIB 0
 #endif

@@ -34,4 +34,13 @@ inline int thread_index() {
 #endif
 }
 
+/// The number of threads running the current parallel region (1 outside one).
+inline int thread_count() {
+#if FALTUNG_HAS_OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 }  // namespace faltung

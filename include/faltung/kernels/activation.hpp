@@ -67,15 +67,15 @@ void activation_forward(const Activation& f, const T* x, T* y, std::size_t outer
       if (x != y) std::copy(x, x + count, y);
       return;
     case ActivationKind::ReLU:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
       return;
     case ActivationKind::LeakyReLU:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
       return;
     case ActivationKind::Sigmoid:
-#pragma omp parallel for schedule(static) if (count > 8192)
+FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
       for (std::ptrdiff_t i = 0; i < count; ++i) {
         // Two branches so exp never overflows.
         if (x[i] >= T(0)) {
@@ -87,11 +87,11 @@ void activation_forward(const Activation& f, const T* x, T* y, std::size_t outer
       }
       return;
     case ActivationKind::Tanh:
-#pragma omp parallel for schedule(static) if (count > 8192)
+FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
       for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = std::tanh(x[i]);
       return;
     case ActivationKind::Softmax:
-#pragma omp parallel for schedule(static) if (count > 8192)
+FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
       for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
         for (std::size_t in = 0; in < inner; ++in) {
           const std::size_t base = std::size_t(o) * axis * inner + in;
@@ -120,23 +120,23 @@ void activation_backward(const Activation& f, const T* y, const T* dy, T* dx, st
       if (dx != dy) std::copy(dy, dy + count, dx);
       return;
     case ActivationKind::ReLU:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
       return;
     case ActivationKind::LeakyReLU:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : alpha * dy[i];
       return;
     case ActivationKind::Sigmoid:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
       return;
     case ActivationKind::Tanh:
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
       for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
       return;
     case ActivationKind::Softmax:
-#pragma omp parallel for schedule(static) if (count > 8192)
+FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
       for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
         for (std::size_t in = 0; in < inner; ++in) {
           const std::size_t base = std::size_t(o) * axis * inner + in;

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "faltung/config.hpp"
 #include "faltung/random.hpp"
 
 namespace faltung {
@@ -19,7 +20,7 @@ namespace kernels {
 template <class T>
 void dropout_forward(const T* x, T* y, T* mask, std::size_t count, double rate, std::uint64_t seed) {
   const T scale = T(1.0 / (1.0 - rate));
-#pragma omp parallel for schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for schedule(static) if (count > 32768))
   for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(count); ++i) {
     const bool keep = unit_double(splitmix64(seed + std::uint64_t(i))) >= rate;
     mask[i] = keep ? scale : T(0);
@@ -30,7 +31,7 @@ void dropout_forward(const T* x, T* y, T* mask, std::size_t count, double rate, 
 /// dx = dy * mask.
 template <class T>
 void dropout_backward(const T* dy, const T* mask, T* dx, std::size_t count) {
-#pragma omp parallel for simd schedule(static) if (count > 32768)
+FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
   for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(count); ++i) dx[i] = dy[i] * mask[i];
 }
 

@@ -5,12 +5,18 @@
 // (H, W) plane of the input pixel each output took its value from.
 // Padded positions never win ('same' pooling pads with -infinity, as Keras does); when several
 // pixels tie, the first in row-major order wins, as in PyTorch.
-// OpenMP runs over the (n, c) planes: each thread writes only its own planes of y and dx.
+// OpenMP runs over the (n, c) planes: each thread writes only its own planes of y and dx. Small
+// inputs (a few samples in inference) stay on one thread: starting a team costs more than they do.
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "faltung/kernels/geometry.hpp"
 #include "faltung/threading.hpp"
@@ -35,22 +41,79 @@ inline bool replaces_max(T v, T best) {
 /// inside the input, so there are no bounds to clip, and the four candidates are compared in
 /// row-major order with the same rule as the general loop (first wins ties, NaN wins).
 /// xp (H, W), yp and ap (OH, OW).
+///
+/// Without branches (selects on the comparison, the NaN rule as `v != v`): with branches, random
+/// data mispredicts about every other window, which made this loop cost as much as the first
+/// convolution. The compiler does not vectorise it by itself for the short rows of these
+/// networks (OW = 14 or 7, less than one vector), so with AVX-512 each row is one masked vector
+/// step, below; this scalar loop is the fallback and the ragged end.
+template <class T>
+void max_pool2x2_row(const T* __restrict r0, const T* __restrict r1, T* __restrict yr, std::int32_t* __restrict ar,
+                     std::ptrdiff_t j_begin, std::ptrdiff_t j_end, std::int32_t base, std::int32_t W) {
+  for (std::ptrdiff_t j = j_begin; j < j_end; ++j) {
+    const std::int32_t s = base + 2 * std::int32_t(j);  // plane index of the window's first pixel
+    const T cand[3] = {r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
+    const std::int32_t where[3] = {s + 1, s + W, s + W + 1};
+    T best = r0[2 * j];
+    std::int32_t at = s;
+    for (int k = 0; k < 3; ++k) {
+      const T v = cand[k];
+      const bool take = v > best || (v != v && best == best);  // replaces_max
+      best = take ? v : best;
+      at = take ? where[k] : at;
+    }
+    yr[j] = best;
+    ar[j] = at;
+  }
+}
+
 template <class T>
 void max_pool2x2_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* ap) {
+  const std::int32_t W = std::int32_t(p.w.in);
+  const std::ptrdiff_t OW = std::ptrdiff_t(p.w.out);
   for (std::size_t i = 0; i < p.h.out; ++i) {
-    const T* r0 = xp + 2 * i * p.w.in;
+    const T* r0 = xp + 2 * i * p.w.in;  // the window's two input rows, (W) each
     const T* r1 = r0 + p.w.in;
-    const std::int32_t base = std::int32_t(2 * i * p.w.in);
-    for (std::size_t j = 0; j < p.w.out; ++j) {
-      const std::size_t s = 2 * j;
-      T best = r0[s];
-      std::int32_t at = base + std::int32_t(s);
-      if (replaces_max(r0[s + 1], best)) best = r0[s + 1], at = base + std::int32_t(s + 1);
-      if (replaces_max(r1[s], best)) best = r1[s], at = base + std::int32_t(p.w.in + s);
-      if (replaces_max(r1[s + 1], best)) best = r1[s + 1], at = base + std::int32_t(p.w.in + s + 1);
-      yp[i * p.w.out + j] = best;
-      ap[i * p.w.out + j] = at;
+    T* yr = yp + i * p.w.out;  // (OW)
+    std::int32_t* ar = ap + i * p.w.out;
+    const std::int32_t base = std::int32_t(2 * i) * W;
+    std::ptrdiff_t j = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same<T, float>::value) {
+      // 16 windows per step: two vectors of each input row (32 pixels) split into their even
+      // and odd pixels, then the same rule as the scalar loop, lane by lane, under masks.
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+      const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+      for (; j < OW; j += 16) {
+        const int n = int(std::min<std::ptrdiff_t>(16, OW - j));  // windows in this step
+        const int pixels = 2 * n;                                 // input pixels per row
+        const __mmask16 m_lo = __mmask16((1u << std::min(pixels, 16)) - 1u);
+        const __mmask16 m_hi = __mmask16((1u << std::max(pixels - 16, 0)) - 1u);
+        const __mmask16 m_out = __mmask16((1u << n) - 1u);
+        const __m512 a0 = _mm512_maskz_loadu_ps(m_lo, r0 + 2 * j), a1 = _mm512_maskz_loadu_ps(m_hi, r0 + 2 * j + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m_lo, r1 + 2 * j), b1 = _mm512_maskz_loadu_ps(m_hi, r1 + 2 * j + 16);
+        // In row-major order inside each window: r0 even, r0 odd, r1 even, r1 odd.
+        const __m512 cand[3] = {_mm512_permutex2var_ps(a0, odd, a1), _mm512_permutex2var_ps(b0, even, b1),
+                                _mm512_permutex2var_ps(b0, odd, b1)};
+        const __m512i s = _mm512_add_epi32(_mm512_set1_epi32(base + 2 * std::int32_t(j)), lane2);
+        const __m512i where[3] = {_mm512_add_epi32(s, _mm512_set1_epi32(1)), _mm512_add_epi32(s, _mm512_set1_epi32(W)),
+                                  _mm512_add_epi32(s, _mm512_set1_epi32(W + 1))};
+        __m512 best = _mm512_permutex2var_ps(a0, even, a1);
+        __m512i at = s;
+        for (int k = 0; k < 3; ++k) {
+          const __mmask16 take = _mm512_cmp_ps_mask(cand[k], best, _CMP_GT_OQ) |
+                                 (_mm512_cmp_ps_mask(cand[k], cand[k], _CMP_UNORD_Q) &
+                                  _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+          best = _mm512_mask_blend_ps(take, best, cand[k]);
+          at = _mm512_mask_blend_epi32(take, at, where[k]);
+        }
+        _mm512_mask_storeu_ps(yr + j, m_out, best);
+        _mm512_mask_storeu_epi32(ar + j, m_out, at);
+      }
     }
+#endif
+    max_pool2x2_row(r0, r1, yr, ar, j, OW, base, W);
   }
 }
 
@@ -59,7 +122,7 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y, std::int32_t* a
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
   const bool two_by_two = p.h.window == 2 && p.w.window == 2 && p.h.stride == 2 && p.w.stride == 2 &&
                           p.h.pad_before == 0 && p.w.pad_before == 0 && 2 * p.h.out <= p.h.in && 2 * p.w.out <= p.w.in;
-#pragma omp parallel for schedule(static)
+FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
   for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane) {
     const T* xp = x + std::size_t(plane) * in_plane;
     T* yp = y + std::size_t(plane) * out_plane;
@@ -98,7 +161,7 @@ void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y, std::int32_t* a
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* dy, const std::int32_t* argmax, T* dx) {
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
-#pragma omp parallel for schedule(static)
+FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
   for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane) {
     T* dxp = dx + std::size_t(plane) * in_plane;
     const T* dyp = dy + std::size_t(plane) * out_plane;

@@ -88,19 +88,20 @@ class Conv2D : public Layer<T> {
 
   void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
     const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    // ReLU's derivative is fused into the kernel's per-sample loop (it reads y); other
+    // activations take a pass of their own into dz_.
+    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
     const T* dz = dy.data();
-    if (!options_.activation_.is_linear()) {
+    if (!options_.activation_.is_linear() && !fused_relu) {
       dz_.resize(dy.shape());
       kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), p.batch, p.out_channels,
                                    p.out_pixels());
       dz = dz_.data();
     }
-    kernels::conv2d_backward_weights(p, x.data(), dz, kernel_.grad.data(),
-                                     options_.use_bias_ ? bias_.grad.data() : nullptr, workspace_);
-    if (this->input_grad_needed()) {
-      dx.resize(x.shape());
-      kernels::conv2d_backward_data(p, dz, kernel_.value.data(), dx.data(), workspace_);
-    }
+    if (this->input_grad_needed()) dx.resize(x.shape());
+    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), y.data(), dz, fused_relu, kernel_.grad.data(),
+                             options_.use_bias_ ? bias_.grad.data() : nullptr,
+                             this->input_grad_needed() ? dx.data() : nullptr, workspace_);
   }
 
   std::vector<Parameter<T>*> parameters() override {
@@ -143,7 +144,7 @@ class Conv2D : public Layer<T> {
 
   Conv2DOptions options_;
   Parameter<T> kernel_, bias_;
-  Tensor<T> dz_;         // (N, filters, OH, OW) gradient before the activation
+  Tensor<T> dz_;         // (N, filters, OH, OW) gradient before an activation other than ReLU
   Tensor<T> workspace_;  // im2col buffers and per-thread partial sums, see kernels/conv2d.hpp
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // Adagrad, as Keras's.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <memory>
@@ -75,9 +76,13 @@ class Adagrad : public Optimizer<T> {
     const T* g = p.grad.data();
     T* acc = accumulator_[index].data();
     const std::size_t n = p.value.size();
-    for (std::size_t k = 0; k < n; ++k) {
-      acc[k] += g[k] * g[k];
-      w[k] -= rate * g[k] / (std::sqrt(acc[k]) + eps);
+    // In blocks, so that the square roots are vectorised (detail::sqrt_block).
+    T root[detail::kUpdateBlock];
+    for (std::size_t k0 = 0; k0 < n; k0 += detail::kUpdateBlock) {
+      const std::size_t k1 = std::min(n, k0 + detail::kUpdateBlock);
+      for (std::size_t k = k0; k < k1; ++k) acc[k] += g[k] * g[k];
+      detail::sqrt_block(acc + k0, root, k1 - k0);
+      for (std::size_t k = k0; k < k1; ++k) w[k] -= rate * g[k] / (root[k - k0] + eps);
     }
   }
 

@@ -98,22 +98,31 @@ class RMSProp : public Optimizer<T> {
     T* b = centered ? mean_[index].data() : nullptr;
     T* u = with_momentum ? momentum_[index].data() : nullptr;
     const std::size_t n = p.value.size();
-    // One loop for the four variants: the branches test loop invariants, which the compiler
-    // hoists, and one loop is one place to parallelise.
-    for (std::size_t k = 0; k < n; ++k) {
-      a[k] = rho * a[k] + one_minus_rho * g[k] * g[k];
-      T d = a[k];
-      if (centered) {
-        b[k] = rho * b[k] + one_minus_rho * g[k];
-        // a - b^2 >= 0 in exact arithmetic (b^2 <= a by Jensen); rounding may dip below.
-        d = std::max(a[k] - b[k] * b[k], T(0));
+    // One pair of loops for the four variants: the branches test loop invariants, which the
+    // compiler hoists. In blocks, so that the square roots are vectorised (detail::sqrt_block):
+    // the first loop leaves the radicand d in `root`, the second applies the step.
+    T root[detail::kUpdateBlock];
+    for (std::size_t k0 = 0; k0 < n; k0 += detail::kUpdateBlock) {
+      const std::size_t k1 = std::min(n, k0 + detail::kUpdateBlock);
+      for (std::size_t k = k0; k < k1; ++k) {
+        a[k] = rho * a[k] + one_minus_rho * g[k] * g[k];
+        T d = a[k];
+        if (centered) {
+          b[k] = rho * b[k] + one_minus_rho * g[k];
+          // a - b^2 >= 0 in exact arithmetic (b^2 <= a by Jensen); rounding may dip below.
+          d = std::max(a[k] - b[k] * b[k], T(0));
+        }
+        root[k - k0] = d;
       }
-      const T delta = rate * g[k] / (std::sqrt(d) + eps);
-      if (with_momentum) {
-        u[k] = mu * u[k] + delta;
-        w[k] -= u[k];
-      } else {
-        w[k] -= delta;
+      detail::sqrt_block(root, root, k1 - k0);
+      for (std::size_t k = k0; k < k1; ++k) {
+        const T delta = rate * g[k] / (root[k - k0] + eps);
+        if (with_momentum) {
+          u[k] = mu * u[k] + delta;
+          w[k] -= u[k];
+        } else {
+          w[k] -= delta;
+        }
       }
     }
   }
