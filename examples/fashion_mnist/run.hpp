@@ -1,0 +1,204 @@
+#pragma once
+// One training run of the example: build the network from its architecture string, compile,
+// fit, evaluate on the test set, and write every output into the run's directory.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <faltung/faltung.hpp>
+#include <faltung/io/model_file.hpp>
+#include <faltung/model/architecture.hpp>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "options.hpp"
+#include "plots.hpp"
+#include "report.hpp"
+#include "result.hpp"
+#include "svg_plot.hpp"
+
+namespace fmnist {
+
+/// Fashion-MNIST images are (1, 28, 28).
+inline faltung::Shape input_shape() { return {1, 28, 28}; }
+
+/// The network of `c`, built for 28x28 grey images. A bad architecture is a faltung::Error
+/// naming the bad token; `source` starts its message ("--arch", "runs.txt:3: --arch").
+inline faltung::Sequential<float> build_model(const Config& c, const std::string& source = "--arch") {
+  faltung::Sequential<float> net = faltung::make_sequential<float>(c.arch, input_shape(), c.seed, source);
+  // The last layer must give one logit per class: SparseCrossEntropy checks it per batch, but
+  // saying so before loading 60000 images is kinder.
+  const faltung::Shape out = net.output_shape();
+  if (!(out.rank() == 1 && out[0] == faltung::FashionMnist::num_classes)) {
+    std::ostringstream os;
+    os << source << ": the network's output is " << out << " per image, but Fashion-MNIST needs 10 logits: end it "
+       << "with dense:10 (and no softmax: the loss applies it)";
+    throw ConfigError(os.str());
+  }
+  return net;
+}
+
+/// Compiles `net` with sparse cross-entropy and the optimizer of `c`.
+inline void compile_model(faltung::Sequential<float>& net, const Config& c) {
+  using namespace faltung;
+  const double lr = c.learning_rate();
+  if (c.optimizer == "sgd")
+    net.compile(SparseCrossEntropy{}, SGD<float>(SGDOptions(lr).momentum(c.momentum).decay(c.decay)));
+  else if (c.optimizer == "adam")
+    net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(lr).decay(c.decay)));
+  else if (c.optimizer == "rmsprop")
+    net.compile(SparseCrossEntropy{}, RMSProp<float>(RMSPropOptions(lr).momentum(c.momentum).decay(c.decay)));
+  else if (c.optimizer == "adagrad")
+    net.compile(SparseCrossEntropy{}, Adagrad<float>(AdagradOptions(lr).decay(c.decay)));
+  else
+    throw ConfigError("--optimizer: unknown optimizer '" + c.optimizer + "' (known: sgd, adam, rmsprop, adagrad)");
+}
+
+/// confusion[t][p]: test samples of class t predicted as p.
+inline std::vector<std::vector<std::size_t>> confusion_matrix(const std::vector<int>& predicted,
+                                                              const std::vector<std::uint8_t>& labels,
+                                                              std::size_t classes) {
+  std::vector<std::vector<std::size_t>> m(classes, std::vector<std::size_t>(classes, 0));
+  for (std::size_t i = 0; i < predicted.size() && i < labels.size(); ++i)
+    if (labels[i] < classes && predicted[i] >= 0 && std::size_t(predicted[i]) < classes)
+      ++m[labels[i]][std::size_t(predicted[i])];
+  return m;
+}
+
+/// The first `count` test images with their probabilities, for predictions.svg.
+inline std::vector<svg::PredictedImage> predicted_images(const faltung::ImageDataset& test,
+                                                         const faltung::Tensor<float>& images,
+                                                         const faltung::Tensor<float>& probabilities,
+                                                         std::size_t count) {
+  count = std::min(count, test.size());
+  const std::size_t pixels = test.sample_size(), classes = probabilities.size() / std::max<std::size_t>(1, test.size());
+  std::vector<svg::PredictedImage> out(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    svg::PredictedImage& p = out[i];
+    p.height = test.height;
+    p.width = test.width;
+    // The values exactly as the model saw them: already in [0, 1].
+    p.pixels.assign(images.data() + i * pixels, images.data() + (i + 1) * pixels);
+    p.true_label = test.labels[i];
+    p.probabilities.assign(probabilities.data() + i * classes, probabilities.data() + (i + 1) * classes);
+  }
+  return out;
+}
+
+inline std::vector<std::string> class_names() {
+  const auto& a = faltung::FashionMnist::class_names();
+  return std::vector<std::string>(a.begin(), a.end());
+}
+
+/// Creates `dir` (and its parents); a ConfigError naming it when that fails.
+inline void make_directory(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw ConfigError("--out: cannot create the directory '" + dir +
+                      "': " + (ec ? ec.message() : std::string("a file of that name exists")));
+}
+
+inline std::string join_path(const std::string& dir, const std::string& file) {
+  return (std::filesystem::path(dir) / file).string();
+}
+
+/// Trains the configuration `c` on `data`, evaluates it on the test set and writes into
+/// `out_dir`: history.csv, model.faltung, curves.svg, confusion_matrix.svg, predictions.svg and
+/// results.md. Progress goes to `log`.
+inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& data, const std::string& out_dir,
+                                  std::ostream& log) {
+  using namespace faltung;
+  RunResult r;
+  r.config = c;
+  r.out_dir = out_dir;
+
+  Sequential<float> net = build_model(c);
+  r.spec = net.spec();
+  r.parameters = net.parameter_count();
+  compile_model(net, c);
+  r.optimizer = net.optimizer().config();
+  net.summary(log);
+
+  const ImageDataset train = c.train_size ? data.train.head(std::min(c.train_size, data.train.size())) : data.train;
+  if (c.train_size > data.train.size())
+    log << "note: --train-size " << c.train_size << " is more than the " << data.train.size()
+        << " training images; using all of them\n";
+  const Tensor<float> x = train.images<float>(), y = train.label_tensor<float>();
+  const Tensor<float> test_x = data.test.images<float>(), test_y = data.test.label_tensor<float>();
+  r.test_samples = data.test.size();
+
+  FitOptions fit;
+  fit.epochs(c.epochs).batch_size(c.batch).verbose(c.verbose).output(log);
+  std::shared_ptr<EarlyStopping> stopper;
+  if (c.patience > 0) {
+    stopper = std::make_shared<EarlyStopping>();
+    stopper->monitor("val_loss").patience(c.patience).restore_best_weights(true);
+    fit.callbacks({stopper});
+  }
+  if (c.validate_on_test) {
+    r.train_samples = train.size();
+    r.validation_samples = data.test.size();
+    r.validation = "the test set (" + std::to_string(data.test.size()) + " images)";
+  } else if (c.validation_split > 0) {
+    fit.validation_split(c.validation_split);
+    r.validation_samples = std::size_t(double(train.size()) * c.validation_split);
+    r.train_samples = train.size() - r.validation_samples;
+    std::ostringstream os;
+    os << "the last " << c.validation_split * 100 << "% of the training images (" << r.validation_samples << " images)";
+    r.validation = os.str();
+  } else {
+    r.train_samples = train.size();
+    r.validation = "none";
+  }
+  log << "Training on " << r.train_samples << " images, validating on " << r.validation << ", " << c.epochs
+      << " epochs of batch " << c.batch << ", " << r.optimizer << ", " << num_threads() << " thread(s)\n";
+
+  const auto start = std::chrono::steady_clock::now();
+  r.history = c.validate_on_test ? net.fit(x, y, test_x, test_y, fit) : net.fit(x, y, fit);
+  r.fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  r.test = net.evaluate(test_x, test_y);
+  const Tensor<float> probabilities = net.predict(test_x);
+  std::vector<int> predicted(data.test.size());
+  for (std::size_t i = 0; i < predicted.size(); ++i) {
+    const float* row = probabilities.data() + i * FashionMnist::num_classes;
+    predicted[i] = int(std::max_element(row, row + FashionMnist::num_classes) - row);
+  }
+  r.confusion = confusion_matrix(predicted, data.test.labels, FashionMnist::num_classes);
+
+  // Outputs.
+  make_directory(out_dir);
+  auto out = [&](const std::string& file) {
+    r.files.push_back(file);
+    return join_path(out_dir, file);
+  };
+  r.history.write_csv(out("history.csv"));
+  net.save(out("model.faltung"));
+  const std::string run_title = c.name.empty() ? "Fashion-MNIST" : "Fashion-MNIST: " + c.name;
+  std::ostringstream subtitle;
+  subtitle << r.spec << "  |  " << c.optimizer << " lr " << c.learning_rate();
+  if (c.decay > 0) subtitle << " decay " << c.decay;
+  if (c.momentum > 0) subtitle << " momentum " << c.momentum;
+  subtitle << ", batch " << c.batch << "  |  test accuracy " << std::fixed << std::setprecision(4) << r.test.accuracy;
+  training_curves_svg(r.history, run_title + " training curves", subtitle.str()).save(out("curves.svg"));
+  std::ostringstream cm_title;
+  cm_title << run_title << " confusion matrix (test set)";
+  svg::confusion_matrix_svg(r.confusion, class_names(), cm_title.str()).save(out("confusion_matrix.svg"));
+  svg::prediction_grid_svg(predicted_images(data.test, test_x, probabilities, 16), class_names(), 4,
+                           run_title + ": the first 16 test images")
+      .save(out("predictions.svg"));
+  r.files.push_back("results.md");
+  write_results_md(r, join_path(out_dir, "results.md"));
+  return r;
+}
+
+}  // namespace fmnist
