@@ -10,6 +10,8 @@
 // the time the thread was not running), more threads in wall time.
 #include <faltung/faltung.hpp>
 
+#include "reference_networks.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,23 +25,7 @@ using namespace faltung;
 
 namespace {
 
-Sequential<float> make_network(const std::string& name) {
-  const Activation relu = ActivationKind::ReLU;
-  Sequential<float> net;
-  if (name == "small") {
-    net.add<Conv2D>(Conv2DOptions(32, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.25f)
-        .add<Conv2D>(Conv2DOptions(64, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.25f)
-        .add<Flatten>().add<Dense>(DenseOptions(128).activation(relu)).add<Dropout>(0.5f).add<Dense>(10);
-  } else {
-    net.add<Conv2D>(Conv2DOptions(128, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Dropout>(0.5f)
-        .add<Conv2D>(Conv2DOptions(64, 3).padding(Same).activation(relu)).add<MaxPool2D>(2).add<Flatten>()
-        .add<Dense>(DenseOptions(512).activation(relu)).add<Dropout>(0.5f)
-        .add<Dense>(DenseOptions(256).activation(relu)).add<Dropout>(0.5f).add<Dense>(10);
-  }
-  net.build({1, 28, 28});
-  net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-3f).epsilon(1e-7f)));
-  return net;
-}
+using bench::make_network;
 
 int g_threads = 1;
 

@@ -139,6 +139,8 @@ struct OptimizerCase {
   const char* name;
   std::function<void(Sequential<float>&)> compile;
   int xor_epochs;
+  // Names the case in test listings instead of gtest's byte dump of the struct.
+  friend void PrintTo(const OptimizerCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class Learns : public ::testing::TestWithParam<OptimizerCase> {};

@@ -79,8 +79,8 @@ int run_single(const Config& c) {
     net.summary(std::cout);
     return 0;
   }
-  fmnist::make_directory(c.out);  // fail now, not after training
   const faltung::FashionMnist data = load_data(c);
+  fmnist::make_directory(c.out);  // fail now, not after training
   const fmnist::RunResult r = fmnist::train_and_report(c, data, c.out, std::cout);
   fmnist::print_run_summary(r, std::cout);
   return 0;
@@ -101,8 +101,8 @@ int run_sweep(const Config& base) {
     }
   }
   if (base.summary_only) return 0;
-  fmnist::make_directory(base.out);
   const faltung::FashionMnist data = load_data(base);
+  fmnist::make_directory(base.out);
 
   std::vector<fmnist::RunResult> results;
   int failures = 0;
