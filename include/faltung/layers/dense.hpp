@@ -2,7 +2,7 @@
 // Dense (fully connected) layer:  y = f(x W + b)
 //   x (N, in)   W "kernel" (in, units)   b "bias" (units)   y (N, units)
 // W is stored (in, units), as Keras stores it, so the forward pass is one row-major GEMM.
-// Backward (z = x W + b, dz = f'(z) * dy, written through y, see kernels/activation.hpp):
+// The products are in kernels/dense.hpp. Backward (z = x W + b, dz = f'(z) * dy, written through y, see kernels/activation.hpp):
 //   dW += x^T dz      db += sum over the batch of dz      dx = dz W^T
 // The input must be flat per sample; put a Flatten before a Dense that follows a convolution.
 
@@ -12,6 +12,7 @@
 
 #include "faltung/initializers.hpp"
 #include "faltung/kernels/activation.hpp"
+#include "faltung/kernels/dense.hpp"
 #include "faltung/layers/layer.hpp"
 
 namespace faltung {
@@ -63,9 +64,8 @@ class Dense : public Layer<T> {
     this->check_input(x);
     const std::size_t n = x.dim(0), units = options_.units_;
     y.resize(Shape{n, units});
-    auto Y = y.as_matrix(n, units);
-    Y.noalias() = x.as_matrix(n, this->input_shape_[0]) * kernel_.value.as_matrix();
-    if (options_.use_bias_) Y.rowwise() += bias_.value.as_vector().transpose();
+    kernels::dense_forward(x.data(), kernel_.value.data(), y.data(), n, this->input_shape_[0], units);
+    if (options_.use_bias_) y.as_matrix(n, units).rowwise() += bias_.value.as_vector().transpose();
     kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
   }
 
@@ -78,11 +78,11 @@ class Dense : public Layer<T> {
       dz = &dz_;
     }
     const auto dZ = dz->as_matrix(n, units);
-    kernel_.grad.as_matrix().noalias() += x.as_matrix(n, in).transpose() * dZ;
+    kernels::dense_backward_weights(x.data(), dz->data(), kernel_.grad.data(), n, in, units);
     if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
     if (this->input_grad_needed()) {
       dx.resize(x.shape());
-      dx.as_matrix(n, in).noalias() = dZ * kernel_.value.as_matrix().transpose();
+      kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units);
     }
   }
 

@@ -1,0 +1,85 @@
+#pragma once
+// The three products of a Dense layer, threaded by faltung rather than by Eigen.
+//
+//   forward          Y (N, U)  = X (N, I) * W (I, U)
+//   backward-data    dX (N, I) = dZ (N, U) * W^T
+//   backward-weights dW (I, U) += X^T * dZ
+//
+// Eigen would thread these GEMMs itself with OpenMP; then a training step threads at two levels
+// (Eigen's here, ours in the convolutions), and on a busy machine Eigen's threads wait on each
+// other far longer than they compute. So the rows of each result are split into one contiguous
+// block per thread and each block is one Eigen product (Eigen runs single-threaded inside an
+// OpenMP region). Every thread writes only its own rows, and the split depends only on the
+// thread count: deterministic for a given thread count.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstddef>
+
+#include "faltung/config.hpp"
+#include "faltung/threading.hpp"
+
+namespace faltung {
+namespace kernels {
+
+template <class T>
+using DenseMatrix = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+template <class T>
+using ConstDenseMatrix = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+/// Calls block(first_row, row_count) for contiguous blocks of [0, rows), one per thread; small
+/// products (under ~64k multiply-adds) run in one block, where a parallel region costs more.
+template <class Block>
+void for_row_blocks(std::size_t rows, std::size_t work, const Block& block) {
+  const int threads = int(std::min<std::size_t>(std::size_t(num_threads()), std::max<std::size_t>(rows, 1)));
+  if (threads <= 1 || work < 65536) {
+    block(std::size_t(0), rows);
+    return;
+  }
+  FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
+  for (int t = 0; t < threads; ++t) {
+    const std::size_t first = rows * std::size_t(t) / std::size_t(threads);
+    const std::size_t last = rows * std::size_t(t + 1) / std::size_t(threads);
+    if (last > first) block(first, last - first);
+  }
+}
+
+/// y (n, units) = x (n, in) * w (in, units)
+template <class T>
+void dense_forward(const T* x, const T* w, T* y, std::size_t n, std::size_t in, std::size_t units) {
+  const ConstDenseMatrix<T> X(x, Eigen::Index(n), Eigen::Index(in));
+  const ConstDenseMatrix<T> W(w, Eigen::Index(in), Eigen::Index(units));
+  DenseMatrix<T> Y(y, Eigen::Index(n), Eigen::Index(units));
+  for_row_blocks(n, n * in * units, [&](std::size_t first, std::size_t count) {
+    Y.middleRows(Eigen::Index(first), Eigen::Index(count)).noalias() =
+        X.middleRows(Eigen::Index(first), Eigen::Index(count)) * W;
+  });
+}
+
+/// dx (n, in) = dz (n, units) * w^T, overwritten
+template <class T>
+void dense_backward_data(const T* dz, const T* w, T* dx, std::size_t n, std::size_t in, std::size_t units) {
+  const ConstDenseMatrix<T> dZ(dz, Eigen::Index(n), Eigen::Index(units));
+  const ConstDenseMatrix<T> W(w, Eigen::Index(in), Eigen::Index(units));
+  DenseMatrix<T> dX(dx, Eigen::Index(n), Eigen::Index(in));
+  for_row_blocks(n, n * in * units, [&](std::size_t first, std::size_t count) {
+    dX.middleRows(Eigen::Index(first), Eigen::Index(count)).noalias() =
+        dZ.middleRows(Eigen::Index(first), Eigen::Index(count)) * W.transpose();
+  });
+}
+
+/// dw (in, units) += x^T (in, n) * dz (n, units); split over the rows of dw (the input features),
+/// so the sum over the batch stays inside one thread.
+template <class T>
+void dense_backward_weights(const T* x, const T* dz, T* dw, std::size_t n, std::size_t in, std::size_t units) {
+  const ConstDenseMatrix<T> X(x, Eigen::Index(n), Eigen::Index(in));
+  const ConstDenseMatrix<T> dZ(dz, Eigen::Index(n), Eigen::Index(units));
+  DenseMatrix<T> dW(dw, Eigen::Index(in), Eigen::Index(units));
+  for_row_blocks(in, n * in * units, [&](std::size_t first, std::size_t count) {
+    dW.middleRows(Eigen::Index(first), Eigen::Index(count)).noalias() +=
+        X.middleCols(Eigen::Index(first), Eigen::Index(count)).transpose() * dZ;
+  });
+}
+
+}  // namespace kernels
+}  // namespace faltung
