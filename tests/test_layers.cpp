@@ -28,7 +28,12 @@
 
 using namespace faltung;
 
+#include "test_support.hpp"
+
 namespace {
+
+using faltung::test::contains;
+using faltung::test::error_of;
 
 namespace ref = layer_reference;
 
@@ -497,17 +502,7 @@ TEST(LayerReference, InputsAreTheDocumentedArange) {
 // =============================================================================================
 // Shape inference and error messages.
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no faltung::Error thrown)";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 TEST(LayerShapes, Dense) {
   Dense<float> dense(10);

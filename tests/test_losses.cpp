@@ -16,7 +16,12 @@
 
 using namespace faltung;
 
+#include "test_support.hpp"
+
 namespace {
+
+using faltung::test::contains;
+using faltung::test::error_of;
 
 Shape shape_of(const std::vector<std::size_t>& dims) {
   Shape s;
@@ -99,17 +104,7 @@ void check_reference_both(const Loss& loss, const loss_reference::Case& c) {
   check_reference<float>(loss, c, 1e-5);
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // ---------------------------------------------------------------------------------------------
 // Gradients against central differences

@@ -18,7 +18,15 @@
 
 using namespace faltung;
 
+#include "model_fixtures.hpp"
+#include "test_support.hpp"
+
 namespace {
+
+using faltung::test::blob_classifier;
+using faltung::test::Blobs;
+using faltung::test::contains;
+using faltung::test::error_of;
 
 /// Every parameter of a model, copied.
 template <class T>
@@ -41,34 +49,8 @@ bool bitwise_equal(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>
   return true;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no faltung::Error thrown)";
-}
 
-/// Three Gaussian blobs in 4-D, labels 0, 1, 2.
-struct Blobs {
-  Tensor<float> x, y;
-  explicit Blobs(std::size_t n, std::uint64_t seed = 7) : x(Shape{n, 4}), y(Shape{n}) {
-    Random rng(seed);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t c = i % 3;
-      y[i] = float(c);
-      for (std::size_t j = 0; j < 4; ++j) x[i * 4 + j] = float((j == c ? 2.0 : 0.0) + 0.5 * rng.normal());
-    }
-  }
-};
 
-Sequential<float> small_classifier(std::uint64_t seed = 1) {
-  Sequential<float> net(seed);
-  net.add<Dense>(DenseOptions(8).activation(ActivationKind::Tanh)).add<Dense>(3);
-  net.build({4});
-  return net;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Summary
@@ -196,7 +178,7 @@ TEST(Summary, ExplicitNamesAndNumberingPerKind) {
 TEST(ShapeErrors, DenseAfterConvolutionWithoutFlatten) {
   Sequential<float> net;
   net.add<Conv2D>(Conv2DOptions(8, 3)).add<Dense>(10);
-  const std::string msg = message_of([&] { net.build({1, 28, 28}); });
+  const std::string msg = error_of([&] { net.build({1, 28, 28}); });
   // Both layers, the shape the convolution gives and what the Dense layer wants.
   EXPECT_NE(msg.find("'dense' (Dense)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'conv2d' (Conv2D)"), std::string::npos) << msg;
@@ -209,7 +191,7 @@ TEST(ShapeErrors, DenseAfterConvolutionWithoutFlatten) {
 TEST(ShapeErrors, PoolLargerThanTheMapWithValidPadding) {
   Sequential<float> net;
   net.add<Conv2D>(Conv2DOptions(4, 3)).add<MaxPool2D>(5).add<Flatten>().add<Dense>(2);
-  const std::string msg = message_of([&] { net.build({1, 6, 6}); });  // the map is 4 x 4
+  const std::string msg = error_of([&] { net.build({1, 6, 6}); });  // the map is 4 x 4
   EXPECT_NE(msg.find("'max_pooling2d' (MaxPool2D)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'conv2d' (Conv2D)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(4, 4, 4)"), std::string::npos) << msg;
@@ -226,26 +208,26 @@ TEST(ShapeErrors, PoolLargerThanTheMapWithValidPadding) {
 TEST(ShapeErrors, ConvolutionOnAFlatInputNamesTheInput) {
   Sequential<float> net;
   net.add<Conv2D>(Conv2DOptions(4, 3));
-  const std::string msg = message_of([&] { net.build({784}); });
+  const std::string msg = error_of([&] { net.build({784}); });
   EXPECT_NE(msg.find("'conv2d' (Conv2D)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("the input"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(784)"), std::string::npos) << msg;
 }
 
 TEST(ShapeErrors, RebuildingATrainedBaseForAnotherInputShape) {
-  Sequential<float> net = small_classifier();  // built for {4}
+  Sequential<float> net = blob_classifier();  // built for {4}
   net.pop();
   net.add<Dense>(2);
-  const std::string msg = message_of([&] { net.build({5}); });
+  const std::string msg = error_of([&] { net.build({5}); });
   EXPECT_NE(msg.find("'dense' (Dense)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(4)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(5)"), std::string::npos) << msg;
 }
 
 TEST(ShapeErrors, ForwardWithAWrongBatchShape) {
-  Sequential<float> net = small_classifier();
+  Sequential<float> net = blob_classifier();
   Tensor<float> x(Shape{2, 5}, 0.0f);
-  const std::string msg = message_of([&] { net.forward(x); });
+  const std::string msg = error_of([&] { net.forward(x); });
   EXPECT_NE(msg.find("(4)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("(2, 5)"), std::string::npos) << msg;
 }
@@ -264,7 +246,7 @@ TEST(ShapeErrors, EmptyModelAndUnbuiltModel) {
 // predict, predict_classes, evaluate
 
 TEST(Predict, SoftmaxProbabilitiesForSparseCrossEntropy) {
-  Sequential<float> net = small_classifier();
+  Sequential<float> net = blob_classifier();
   net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-2)));
   Blobs data(30);
   const Tensor<float> p = net.predict(data.x, 7);  // several batches, the last one partial
@@ -318,7 +300,7 @@ TEST(Predict, SigmoidForBinaryCrossEntropyAndLinearForMeanSquaredError) {
 }
 
 TEST(Evaluate, MatchesAManualComputation) {
-  Sequential<float> net = small_classifier(5);
+  Sequential<float> net = blob_classifier(5);
   net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-2)));
   Blobs data(50);
   // Some training so that the accuracy is neither 0 nor 1 by construction.
@@ -367,12 +349,12 @@ TEST(Evaluate, IsInInferenceModeAndRepeatable) {
 }
 
 TEST(Evaluate, ErrorsAreClear) {
-  Sequential<float> net = small_classifier();
+  Sequential<float> net = blob_classifier();
   Blobs data(6);
   EXPECT_THROW(net.evaluate(data.x, data.y), Error);  // not compiled
   net.compile(SparseCrossEntropy{}, SGD<float>());
   Tensor<float> y5(Shape{5}, 0.0f);
-  const std::string msg = message_of([&] { net.evaluate(data.x, y5); });
+  const std::string msg = error_of([&] { net.evaluate(data.x, y5); });
   EXPECT_NE(msg.find('6'), std::string::npos) << msg;
   EXPECT_NE(msg.find('5'), std::string::npos) << msg;
   EXPECT_THROW(net.compile(SparseCrossEntropy{}, SGD<float>(), {"precision"}), Error);
@@ -382,7 +364,7 @@ TEST(Evaluate, ErrorsAreClear) {
 // Value semantics
 
 TEST(Copy, TrainingTheCopyLeavesTheOriginalUnchanged) {
-  Sequential<float> original = small_classifier(11);
+  Sequential<float> original = blob_classifier(11);
   original.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-2)));
   Blobs data(30);
   original.fit(data.x, data.y, FitOptions().epochs(1).batch_size(10).verbose(0));

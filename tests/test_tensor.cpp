@@ -21,19 +21,14 @@
 
 using namespace faltung;
 
+#include "test_support.hpp"
+
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no faltung::Error thrown)";
-}
+using faltung::test::contains;
+using faltung::test::error_of;
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 
 bool aligned64(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 64 == 0; }
 

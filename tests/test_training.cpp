@@ -23,7 +23,15 @@
 
 using namespace faltung;
 
+#include "model_fixtures.hpp"
+#include "test_support.hpp"
+
 namespace {
+
+using faltung::test::blob_classifier;
+using faltung::test::Blobs;
+using faltung::test::contains;
+using faltung::test::error_of;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -52,14 +60,6 @@ bool all_finite(const std::vector<Tensor<T>>& w) {
   return true;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no faltung::Error thrown)";
-}
 
 /// Rows [first, first + count) of a tensor.
 template <class T>
@@ -105,25 +105,7 @@ struct Spirals {
   }
 };
 
-/// Three Gaussian blobs in 4-D, labels 0, 1, 2.
-struct Blobs {
-  Tensor<float> x, y;
-  explicit Blobs(std::size_t n, std::uint64_t seed = 7) : x(Shape{n, 4}), y(Shape{n}) {
-    Random rng(seed);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t c = i % 3;
-      y[i] = float(c);
-      for (std::size_t j = 0; j < 4; ++j) x[i * 4 + j] = float((j == c ? 2.0 : 0.0) + 0.5 * rng.normal());
-    }
-  }
-};
 
-Sequential<float> blob_classifier(std::uint64_t seed = 1) {
-  Sequential<float> net(seed);
-  net.add<Dense>(DenseOptions(8).activation(ActivationKind::Tanh)).add<Dense>(3);
-  net.build({4});
-  return net;
-}
 
 /// Counts calls and keeps what a LambdaCallback saw.
 struct Calls {
@@ -457,21 +439,21 @@ TEST(Fit, WithoutShuffleItIsTheBatchesInOrderLastPartialOneIncluded) {
 TEST(Fit, ErrorsAreClear) {
   Blobs d(20);
   Sequential<float> net = blob_classifier();
-  EXPECT_NE(message_of([&] { net.fit(d.x, d.y, FitOptions().verbose(0)); }).find("compile"), std::string::npos);
+  EXPECT_NE(error_of([&] { net.fit(d.x, d.y, FitOptions().verbose(0)); }).find("compile"), std::string::npos);
   net.compile(SparseCrossEntropy{}, SGD<float>());
   Tensor<float> y19(Shape{19}, 0.0f);
-  const std::string counts = message_of([&] { net.fit(d.x, y19, FitOptions().verbose(0)); });
+  const std::string counts = error_of([&] { net.fit(d.x, y19, FitOptions().verbose(0)); });
   EXPECT_NE(counts.find("20"), std::string::npos) << counts;
   EXPECT_NE(counts.find("19"), std::string::npos) << counts;
-  EXPECT_NE(message_of([&] { net.fit(d.x, d.y, FitOptions().validation_split(1.0).verbose(0)); }).find("validation_split"),
+  EXPECT_NE(error_of([&] { net.fit(d.x, d.y, FitOptions().validation_split(1.0).verbose(0)); }).find("validation_split"),
             std::string::npos);
-  EXPECT_NE(message_of([&] { net.fit(d.x, d.y, FitOptions().validation_split(0.01).verbose(0)); }).find("validation_split"),
+  EXPECT_NE(error_of([&] { net.fit(d.x, d.y, FitOptions().validation_split(0.01).verbose(0)); }).find("validation_split"),
             std::string::npos);  // 0 rows for validation
-  EXPECT_NE(message_of([&] { net.fit(d.x, d.y, FitOptions().batch_size(0).verbose(0)); }).find("batch_size"),
+  EXPECT_NE(error_of([&] { net.fit(d.x, d.y, FitOptions().batch_size(0).verbose(0)); }).find("batch_size"),
             std::string::npos);
   Tensor<float> bad_label(Shape{20}, 0.0f);
   bad_label[13] = 3.0f;
-  const std::string label = message_of([&] { net.fit(d.x, bad_label, FitOptions().shuffle(false).verbose(0)); });
+  const std::string label = error_of([&] { net.fit(d.x, bad_label, FitOptions().shuffle(false).verbose(0)); });
   EXPECT_NE(label.find("label"), std::string::npos) << label;
 }
 
@@ -683,14 +665,14 @@ TEST(EarlyStopping, UnknownMetricIsAClearError) {
   Blobs d(20);
   Sequential<float> net = blob_classifier();
   net.compile(SparseCrossEntropy{}, Adam<float>());
-  const std::string typo = message_of([&] {
+  const std::string typo = error_of([&] {
     net.fit(d.x, d.y, FitOptions().epochs(2).verbose(0).validation_split(0.2).callback(EarlyStopping().monitor("val_los")));
   });
   EXPECT_NE(typo.find("EarlyStopping"), std::string::npos) << typo;
   EXPECT_NE(typo.find("'val_los'"), std::string::npos) << typo;
   EXPECT_NE(typo.find("val_loss"), std::string::npos) << typo;  // lists what is available
   // val_loss without validation data.
-  const std::string no_val = message_of([&] {
+  const std::string no_val = error_of([&] {
     net.fit(d.x, d.y, FitOptions().epochs(2).verbose(0).callback(EarlyStopping().monitor("val_loss")));
   });
   EXPECT_NE(no_val.find("'val_loss'"), std::string::npos) << no_val;
@@ -800,7 +782,7 @@ TEST(ModelCheckpoint, UnknownMetricIsAClearError) {
   net.compile(SparseCrossEntropy{}, Adam<float>());
   const std::string path = dir.file("x.faltung");
   const std::string msg =
-      message_of([&] { net.fit(d.x, d.y, FitOptions().epochs(1).verbose(0).callback(ModelCheckpoint(path))); });
+      error_of([&] { net.fit(d.x, d.y, FitOptions().epochs(1).verbose(0).callback(ModelCheckpoint(path))); });
   EXPECT_NE(msg.find("ModelCheckpoint"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'val_loss'"), std::string::npos) << msg;
   EXPECT_FALSE(std::filesystem::exists(path));
