@@ -1,7 +1,10 @@
 #pragma once
-// A small classification problem and a model for it, shared by the model and training tests.
+// A small classification problem, a model for it, and weight comparisons, shared by the model
+// and training tests.
 
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "faltung/faltung.hpp"
 
@@ -26,6 +29,27 @@ inline Sequential<float> blob_classifier(std::uint64_t seed = 1) {
   net.add<Dense>(DenseOptions(8).activation(ActivationKind::Tanh)).add<Dense>(3);
   net.build({4});
   return net;
+}
+
+/// Every parameter of a model, copied.
+template <class T>
+std::vector<Tensor<T>> weights_of(Sequential<T>& net) {
+  std::vector<Tensor<T>> w;
+  for (Parameter<T>* p : net.parameters()) w.push_back(p->value);
+  return w;
+}
+
+template <class T>
+bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+template <class T>
+bool bitwise_equal(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!bitwise_equal(a[i], b[i])) return false;
+  return true;
 }
 
 }  // namespace faltung::test

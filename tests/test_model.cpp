@@ -25,29 +25,13 @@ namespace {
 
 using faltung::test::blob_classifier;
 using faltung::test::Blobs;
+using faltung::test::bitwise_equal;
+using faltung::test::weights_of;
 using faltung::test::contains;
 using faltung::test::error_of;
 
-/// Every parameter of a model, copied.
-template <class T>
-std::vector<Tensor<T>> weights_of(Sequential<T>& net) {
-  std::vector<Tensor<T>> w;
-  for (Parameter<T>* p : net.parameters()) w.push_back(p->value);
-  return w;
-}
 
-template <class T>
-bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
-template <class T>
-bool bitwise_equal(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (!bitwise_equal(a[i], b[i])) return false;
-  return true;
-}
 
 
 

@@ -30,27 +30,15 @@ namespace {
 
 using faltung::test::blob_classifier;
 using faltung::test::Blobs;
+using faltung::test::bitwise_equal;
+using faltung::test::weights_of;
 using faltung::test::contains;
 using faltung::test::error_of;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-template <class T>
-std::vector<Tensor<T>> weights_of(Sequential<T>& net) {
-  std::vector<Tensor<T>> w;
-  for (Parameter<T>* p : net.parameters()) w.push_back(p->value);
-  return w;
-}
 
-template <class T>
-bool bitwise_equal(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].shape() != b[i].shape() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(T)) != 0)
-      return false;
-  return true;
-}
 
 template <class T>
 bool all_finite(const std::vector<Tensor<T>>& w) {
