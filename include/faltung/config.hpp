@@ -29,6 +29,19 @@
 #define FALTUNG_OMP(...)
 #endif
 
+/// FALTUNG_UNROLL before a loop with a small constant trip count asks the compiler to unroll it
+/// completely. The SIMD micro-kernels need this: their accumulator arrays (acc[MR][NV]) only
+/// live in registers once every index is a constant. Without it GCC 12 kept them on the stack
+/// and stored all 24 accumulators on every step of the depth loop, which cost the GEMM two
+/// thirds of its speed (65 instead of 175 GFLOP/s on one Zen 5 core).
+#if defined(__clang__)
+#define FALTUNG_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define FALTUNG_UNROLL _Pragma("GCC unroll 16")
+#else
+#define FALTUNG_UNROLL
+#endif
+
 #ifndef FALTUNG_HAS_ZLIB
 #define FALTUNG_HAS_ZLIB 0
 #endif

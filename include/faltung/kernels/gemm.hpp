@@ -28,6 +28,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "faltung/config.hpp"
+
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #define FALTUNG_HAS_SIMD_GEMM 1
@@ -106,49 +108,73 @@ struct GemmArgs {
   bool relu;                    // store max(C, 0): a ReLU fused into the last pass over C
 };
 
-/// One MR x NV micro-tile at row m0 and vector column v0 of C. The last vector stores only
-/// `last_lanes` lanes (the ragged right edge of N; B is read there under the same mask).
-template <int MR, int NV>
-void gemm_tile(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
+/// One MR x NV micro-tile at row m0 and vector column col0 of C. With Ragged, the last vector
+/// stores only `last_lanes` lanes (the ragged right edge of N; B is read there under the same
+/// mask). Ragged is a template parameter, not a branch, and the arguments the depth loop uses
+/// are copied into locals, so the loop body is straight-line code over registers only.
+template <int MR, int NV, bool Ragged>
+void gemm_tile_body(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
   using V = VecF;
+  using Reg = typename V::Reg;
   constexpr int L = V::lanes;
   const typename V::Mask tail = V::first(last_lanes);
-  const bool ragged = last_lanes != L;
-  typename V::Reg acc[MR][NV];
+  const std::size_t depth = g.depth, a_cs = g.a_cs, ldb = g.ldb, ldc = g.ldc;
+  float* const c0 = g.c + m0 * ldc + col0;
+  Reg acc[MR][NV];
+  FALTUNG_UNROLL
   for (int m = 0; m < MR; ++m) {
-    float* crow = g.c + (m0 + std::size_t(m)) * g.ldc + col0;
+    const float* crow = c0 + std::size_t(m) * ldc;
+    FALTUNG_UNROLL
     for (int v = 0; v < NV; ++v) {
       if (g.accumulate)
-        acc[m][v] = (v == NV - 1 && ragged) ? V::load(crow + v * L, tail) : V::load(crow + v * L);
+        acc[m][v] = (Ragged && v == NV - 1) ? V::load(crow + v * L, tail) : V::load(crow + v * L);
       else
         acc[m][v] = g.row_init ? V::set1(g.row_init[m0 + std::size_t(m)]) : V::zero();
     }
   }
   const float* arow[MR];
+  FALTUNG_UNROLL
   for (int m = 0; m < MR; ++m) arow[m] = g.a + (m0 + std::size_t(m)) * g.a_rs;
   const float* bp = g.b + col0;
   // The depth loop is innermost: the accumulators stay in registers for the whole chunk.
-  for (std::size_t l = 0; l < g.depth; ++l, bp += g.ldb) {
-    typename V::Reg bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = (v == NV - 1 && ragged) ? V::load(bp + v * L, tail) : V::load(bp + v * L);
-    const std::size_t ao = l * g.a_cs;
+  std::size_t ao = 0;
+  for (std::size_t l = 0; l < depth; ++l, bp += ldb, ao += a_cs) {
+    Reg bv[NV];
+    FALTUNG_UNROLL
+    for (int v = 0; v < NV; ++v) bv[v] = (Ragged && v == NV - 1) ? V::load(bp + v * L, tail) : V::load(bp + v * L);
+    FALTUNG_UNROLL
     for (int m = 0; m < MR; ++m) {
-      const typename V::Reg av = V::set1(arow[m][ao]);
+      const Reg av = V::set1(arow[m][ao]);
+      FALTUNG_UNROLL
       for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(av, bv[v], acc[m][v]);
     }
   }
-  if (g.relu)
-    for (int m = 0; m < MR; ++m)
+  if (g.relu) {
+    FALTUNG_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      FALTUNG_UNROLL
       for (int v = 0; v < NV; ++v) acc[m][v] = V::max(acc[m][v], V::zero());
+    }
+  }
+  FALTUNG_UNROLL
   for (int m = 0; m < MR; ++m) {
-    float* crow = g.c + (m0 + std::size_t(m)) * g.ldc + col0;
+    float* crow = c0 + std::size_t(m) * ldc;
+    FALTUNG_UNROLL
     for (int v = 0; v < NV; ++v) {
-      if (v == NV - 1 && ragged)
+      if (Ragged && v == NV - 1)
         V::store(crow + v * L, acc[m][v], tail);
       else
         V::store(crow + v * L, acc[m][v]);
     }
   }
+}
+
+template <int MR, int NV>
+void gemm_tile(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
+  if (last_lanes == VecF::lanes)
+    gemm_tile_body<MR, NV, false>(g, m0, col0, last_lanes);
+  else
+    gemm_tile_body<MR, NV, true>(g, m0, col0, last_lanes);
 }
 
 using TileFn = void (*)(const GemmArgs&, std::size_t, std::size_t, int);
@@ -217,30 +243,38 @@ template <int MR, int NR>
 void dot_tile(std::size_t depth, const float* a, std::size_t lda, const float* b, std::size_t ldb, float* c,
               std::size_t ldc) {
   using V = VecF;
+  using Reg = typename V::Reg;
   constexpr int L = V::lanes;
-  typename V::Reg acc[MR][NR];
-  for (int m = 0; m < MR; ++m)
+  Reg acc[MR][NR];
+  FALTUNG_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    FALTUNG_UNROLL
     for (int n = 0; n < NR; ++n) acc[m][n] = V::zero();
+  }
+  // One step of depth: NR loads of B, MR loads of A, MR x NR FMAs; tail masks the ragged end
+  // (masked-off lanes read as 0).
+  auto step = [&](std::size_t l, auto load) {
+    Reg bv[NR];
+    FALTUNG_UNROLL
+    for (int n = 0; n < NR; ++n) bv[n] = load(b + std::size_t(n) * ldb + l);
+    FALTUNG_UNROLL
+    for (int m = 0; m < MR; ++m) {
+      const Reg av = load(a + std::size_t(m) * lda + l);
+      FALTUNG_UNROLL
+      for (int n = 0; n < NR; ++n) acc[m][n] = V::fma(av, bv[n], acc[m][n]);
+    }
+  };
   std::size_t l = 0;
-  for (; l + L <= depth; l += L) {
-    typename V::Reg bv[NR];
-    for (int n = 0; n < NR; ++n) bv[n] = V::load(b + std::size_t(n) * ldb + l);
-    for (int m = 0; m < MR; ++m) {
-      const typename V::Reg av = V::load(a + std::size_t(m) * lda + l);
-      for (int n = 0; n < NR; ++n) acc[m][n] = V::fma(av, bv[n], acc[m][n]);
-    }
-  }
-  if (l < depth) {  // the ragged end of depth, under a mask (masked-off lanes read as 0)
+  for (; l + L <= depth; l += L) step(l, [](const float* p) { return V::load(p); });
+  if (l < depth) {
     const typename V::Mask tail = V::first(int(depth - l));
-    typename V::Reg bv[NR];
-    for (int n = 0; n < NR; ++n) bv[n] = V::load(b + std::size_t(n) * ldb + l, tail);
-    for (int m = 0; m < MR; ++m) {
-      const typename V::Reg av = V::load(a + std::size_t(m) * lda + l, tail);
-      for (int n = 0; n < NR; ++n) acc[m][n] = V::fma(av, bv[n], acc[m][n]);
-    }
+    step(l, [tail](const float* p) { return V::load(p, tail); });
   }
-  for (int m = 0; m < MR; ++m)
+  FALTUNG_UNROLL
+  for (int m = 0; m < MR; ++m) {
+    FALTUNG_UNROLL
     for (int n = 0; n < NR; ++n) c[std::size_t(m) * ldc + std::size_t(n)] += V::sum(acc[m][n]);
+  }
 }
 
 using DotTileFn = void (*)(std::size_t, const float*, std::size_t, const float*, std::size_t, float*, std::size_t);

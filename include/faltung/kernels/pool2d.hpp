@@ -101,6 +101,7 @@ void max_pool2x2_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* 
                                   _mm512_add_epi32(s, _mm512_set1_epi32(W + 1))};
         __m512 best = _mm512_permutex2var_ps(a0, even, a1);
         __m512i at = s;
+        FALTUNG_UNROLL
         for (int k = 0; k < 3; ++k) {
           const __mmask16 take = _mm512_cmp_ps_mask(cand[k], best, _CMP_GT_OQ) |
                                  (_mm512_cmp_ps_mask(cand[k], cand[k], _CMP_UNORD_Q) &
