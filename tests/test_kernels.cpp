@@ -402,6 +402,64 @@ void check_pool(const PoolShape& s, Random& rng, bool ties) {
   EXPECT_TRUE(bitwise_equal(dx, dx_ref)) << "backward";
 }
 
+#if FALTUNG_HAS_SIMD_GEMM
+// The SIMD GEMMs directly, on every remainder of their micro-tiles (rows, vectors, ragged lanes,
+// depth chunks, the dot form's rows and columns), with strided A, accumulate / row_init / ReLU,
+// against a double-precision product. The convolution tests reach only the shapes they lower to.
+TEST(GemmKernels, MatchADoubleProductOnEveryTileRemainder) {
+  Random rng(77);
+  auto fill = [&](std::vector<float>& v) {
+    for (float& e : v) e = float(rng.uniform(-1.0, 1.0));
+  };
+  for (std::size_t M : {1, 2, 3, 5, 6, 7, 13})
+    for (std::size_t N : {1, 5, 15, 16, 17, 33, 64, 65, 97})
+      for (std::size_t depth : {1, 2, 17, 300}) {
+        SCOPED_TRACE(testing::Message() << "M " << M << " N " << N << " depth " << depth);
+        // gemm: A read transposed in place (a_rs = 1, a_cs = M + 2), C with a wider leading dimension.
+        const std::size_t a_cs = M + 2, ldb = N + 3, ldc = N + 1;
+        std::vector<float> a(depth * a_cs), b(depth * ldb), c(M * ldc), init(M);
+        fill(a), fill(b), fill(c), fill(init);
+        for (int mode = 0; mode < 3; ++mode) {  // 0: C += AB, 1: C = init + AB, 2: C = relu(init + AB)
+          std::vector<float> got = c;
+          simd::gemm(M, N, depth, a.data(), 1, a_cs, b.data(), ldb, got.data(), ldc, mode == 0,
+                     mode == 0 ? nullptr : init.data(), mode == 2);
+          for (std::size_t m = 0; m < M; ++m)
+            for (std::size_t n = 0; n < ldc; ++n) {
+              if (n >= N) {
+                ASSERT_EQ(got[m * ldc + n], c[m * ldc + n]) << "wrote past N at " << m << ", " << n;
+                continue;
+              }
+              double want = mode == 0 ? double(c[m * ldc + n]) : double(init[m]), scale = std::abs(want);
+              for (std::size_t l = 0; l < depth; ++l) {
+                want += double(a[m + l * a_cs]) * double(b[l * ldb + n]);
+                scale += std::abs(double(a[m + l * a_cs]) * double(b[l * ldb + n]));
+              }
+              if (mode == 2) want = std::max(want, 0.0);
+              ASSERT_NEAR(got[m * ldc + n], want, 1e-5 * (scale + 1)) << "mode " << mode << " at " << m << ", " << n;
+            }
+        }
+        // gemm_abt: C (M, N) += A (M, depth) B (N, depth)^T; here N plays the dot form's columns.
+        std::vector<float> a2(M * (depth + 1)), b2(N * (depth + 2)), c2(M * (N + 1));
+        fill(a2), fill(b2), fill(c2);
+        std::vector<float> got2 = c2;
+        simd::gemm_abt(M, N, depth, a2.data(), depth + 1, b2.data(), depth + 2, got2.data(), N + 1);
+        for (std::size_t m = 0; m < M; ++m)
+          for (std::size_t n = 0; n <= N; ++n) {
+            if (n == N) {
+              ASSERT_EQ(got2[m * (N + 1) + n], c2[m * (N + 1) + n]) << "abt wrote past N";
+              continue;
+            }
+            double want = c2[m * (N + 1) + n], scale = std::abs(want);
+            for (std::size_t l = 0; l < depth; ++l) {
+              want += double(a2[m * (depth + 1) + l]) * double(b2[n * (depth + 2) + l]);
+              scale += std::abs(double(a2[m * (depth + 1) + l]) * double(b2[n * (depth + 2) + l]));
+            }
+            ASSERT_NEAR(got2[m * (N + 1) + n], want, 1e-5 * (scale + 1)) << "abt at " << m << ", " << n;
+          }
+      }
+}
+#endif
+
 TEST(MaxPoolKernels, MatchNaive) {
   ThreadCountGuard guard;
   for (int threads : {1, 2}) {
