@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -20,6 +21,7 @@
 
 #include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/conv2d.hpp"
+#include "faltung/kernels/dense.hpp"
 #include "faltung/kernels/dropout.hpp"
 #include "faltung/kernels/pool2d.hpp"
 #include "faltung/random.hpp"
@@ -459,6 +461,56 @@ TEST(GemmKernels, MatchADoubleProductOnEveryTileRemainder) {
       }
 }
 #endif
+
+// The Dense products in float (the SIMD GEMM where compiled, else Eigen) against the same
+// products in double, on shapes that exercise the row blocks of 1 and 2 threads and every tile
+// remainder, and large enough (n * in * units >= 65536) for the threaded path.
+TEST(DenseKernels, FloatMatchesDoubleProducts) {
+  ThreadCountGuard guard;
+  Random rng(91);
+  for (int threads : {1, 2})
+    for (const auto& shape : {std::array<std::size_t, 3>{1, 3, 1}, std::array<std::size_t, 3>{7, 13, 5},
+                              std::array<std::size_t, 3>{64, 300, 33}, std::array<std::size_t, 3>{5, 1000, 17},
+                              std::array<std::size_t, 3>{33, 129, 128}}) {
+      set_num_threads(threads);
+      const std::size_t n = shape[0], in = shape[1], units = shape[2];
+      SCOPED_TRACE(testing::Message() << threads << " threads, n " << n << " in " << in << " units " << units);
+      std::vector<float> x(n * in), w(in * units), dz(n * units), dw(in * units), y(n * units), dx(n * in, 5.0f);
+      for (auto* v : {&x, &w, &dz, &dw})
+        for (float& e : *v) e = float(rng.uniform(-1.0, 1.0));
+      const std::vector<float> dw0 = dw;
+      dense_forward(x.data(), w.data(), y.data(), n, in, units);
+      dense_backward_data(dz.data(), w.data(), dx.data(), n, in, units);
+      dense_backward_weights(x.data(), dz.data(), dw.data(), n, in, units);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t u = 0; u < units; ++u) {
+          double want = 0, scale = 0;
+          for (std::size_t k = 0; k < in; ++k) {
+            want += double(x[i * in + k]) * double(w[k * units + u]);
+            scale += std::abs(double(x[i * in + k]) * double(w[k * units + u]));
+          }
+          ASSERT_NEAR(y[i * units + u], want, 1e-5 * (scale + 1)) << "forward at " << i << ", " << u;
+        }
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < in; ++k) {
+          double want = 0, scale = 0;
+          for (std::size_t u = 0; u < units; ++u) {
+            want += double(dz[i * units + u]) * double(w[k * units + u]);
+            scale += std::abs(double(dz[i * units + u]) * double(w[k * units + u]));
+          }
+          ASSERT_NEAR(dx[i * in + k], want, 1e-5 * (scale + 1)) << "backward-data at " << i << ", " << k;
+        }
+      for (std::size_t k = 0; k < in; ++k)
+        for (std::size_t u = 0; u < units; ++u) {
+          double want = dw0[k * units + u], scale = std::abs(want);
+          for (std::size_t i = 0; i < n; ++i) {
+            want += double(x[i * in + k]) * double(dz[i * units + u]);
+            scale += std::abs(double(x[i * in + k]) * double(dz[i * units + u]));
+          }
+          ASSERT_NEAR(dw[k * units + u], want, 1e-5 * (scale + 1)) << "backward-weights at " << k << ", " << u;
+        }
+    }
+}
 
 TEST(MaxPoolKernels, MatchNaive) {
   ThreadCountGuard guard;

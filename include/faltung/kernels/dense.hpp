@@ -11,12 +11,20 @@
 // block per thread and each block is one Eigen product (Eigen runs single-threaded inside an
 // OpenMP region). Every thread writes only its own rows, and the split depends only on the
 // thread count: deterministic for a given thread count.
+//
+// In float with AVX-512 / AVX2, the forward and the weight gradient run kernels/gemm.hpp's
+// register-blocked GEMM instead of Eigen's, with the units on the vector lanes (25-30% faster
+// than Eigen on one Zen 5 core at 64 x 3136 x 128, where the operands spill out of L2). The
+// input gradient stays with Eigen: it needs W^T, whose rows are not
+// contiguous, and the dot form (gemm_abt) was slower than Eigen there.
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/gemm.hpp"
 #include "faltung/threading.hpp"
 
 namespace faltung {
@@ -51,6 +59,12 @@ void dense_forward(const T* x, const T* w, T* y, std::size_t n, std::size_t in, 
   const ConstDenseMatrix<T> W(w, Eigen::Index(in), Eigen::Index(units));
   DenseMatrix<T> Y(y, Eigen::Index(n), Eigen::Index(units));
   for_row_blocks(n, n * in * units, [&](std::size_t first, std::size_t count) {
+#if FALTUNG_HAS_SIMD_GEMM
+    if constexpr (std::is_same<T, float>::value) {
+      simd::gemm(count, units, in, x + first * in, in, 1, w, units, y + first * units, units, false);
+      return;
+    }
+#endif
     Y.middleRows(Eigen::Index(first), Eigen::Index(count)).noalias() =
         X.middleRows(Eigen::Index(first), Eigen::Index(count)) * W;
   });
@@ -76,6 +90,13 @@ void dense_backward_weights(const T* x, const T* dz, T* dw, std::size_t n, std::
   const ConstDenseMatrix<T> dZ(dz, Eigen::Index(n), Eigen::Index(units));
   DenseMatrix<T> dW(dw, Eigen::Index(in), Eigen::Index(units));
   for_row_blocks(in, n * in * units, [&](std::size_t first, std::size_t count) {
+#if FALTUNG_HAS_SIMD_GEMM
+    if constexpr (std::is_same<T, float>::value) {
+      // dW rows (count, units) += X^T (count, n) * dZ (n, units): X read transposed in place.
+      simd::gemm(count, units, n, x + first, 1, in, dz, units, dw + first * units, units, true);
+      return;
+    }
+#endif
     dW.middleRows(Eigen::Index(first), Eigen::Index(count)).noalias() +=
         X.middleCols(Eigen::Index(first), Eigen::Index(count)).transpose() * dZ;
   });

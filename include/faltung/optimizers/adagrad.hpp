@@ -77,13 +77,11 @@ class Adagrad : public Optimizer<T> {
     T* acc = accumulator_[index].data();
     const std::size_t n = p.value.size();
     // In blocks, so that the square roots are vectorised (detail::sqrt_block).
-    T root[detail::kUpdateBlock];
-    for (std::size_t k0 = 0; k0 < n; k0 += detail::kUpdateBlock) {
-      const std::size_t k1 = std::min(n, k0 + detail::kUpdateBlock);
+    detail::for_each_update_block<T>(n, [=](std::size_t k0, std::size_t k1, T* root) {
       for (std::size_t k = k0; k < k1; ++k) acc[k] += g[k] * g[k];
       detail::sqrt_block(acc + k0, root, k1 - k0);
       for (std::size_t k = k0; k < k1; ++k) w[k] -= rate * g[k] / (root[k - k0] + eps);
-    }
+    });
   }
 
  private:

@@ -94,16 +94,14 @@ class Adam : public Optimizer<T> {
     const std::size_t n = p.value.size();
     // In blocks, so that the square roots are vectorised (detail::sqrt_block); the arithmetic
     // of each element is the one-line formula above, in the same order.
-    T root[detail::kUpdateBlock];
-    for (std::size_t k0 = 0; k0 < n; k0 += detail::kUpdateBlock) {
-      const std::size_t k1 = std::min(n, k0 + detail::kUpdateBlock);
+    detail::for_each_update_block<T>(n, [=](std::size_t k0, std::size_t k1, T* root) {
       for (std::size_t k = k0; k < k1; ++k) {
         m[k] = beta_1 * m[k] + one_minus_beta_1 * g[k];
         v[k] = beta_2 * v[k] + one_minus_beta_2 * g[k] * g[k];
       }
       detail::sqrt_block(v + k0, root, k1 - k0);
       for (std::size_t k = k0; k < k1; ++k) w[k] -= alpha * m[k] / (root[k - k0] + eps);
-    }
+    });
   }
 
  private:

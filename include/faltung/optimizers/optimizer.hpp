@@ -23,6 +23,7 @@
 // Each optimizer's update is one contiguous loop over a tensor's elements, with its state
 // allocated at the first step: training allocates nothing in the steady state.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,7 @@
 #include "faltung/config.hpp"
 #include "faltung/parameter.hpp"
 #include "faltung/tensor.hpp"
+#include "faltung/threading.hpp"
 
 namespace faltung {
 
@@ -181,6 +183,21 @@ template <class T>
 void sqrt_block(const T* x, T* out, std::size_t n) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   Eigen::Map<Array>(out, Eigen::Index(n)) = Eigen::Map<const Array>(x, Eigen::Index(n)).sqrt();
+}
+
+/// Runs body(k0, k1, root) over [0, n) in blocks of kUpdateBlock elements, root being a
+/// kUpdateBlock scratch buffer of the calling thread. The blocks are independent (every update
+/// is element-wise), so large tensors spread them over the threads, with bitwise the same result
+/// for any thread count; small ones stay on one thread, where a team would cost more.
+template <class T, class Body>
+void for_each_update_block(std::size_t n, Body&& body) {
+  const std::ptrdiff_t blocks = std::ptrdiff_t((n + kUpdateBlock - 1) / kUpdateBlock);
+  FALTUNG_OMP(parallel for schedule(static) if (n > 65536))
+  for (std::ptrdiff_t blk = 0; blk < blocks; ++blk) {
+    T root[kUpdateBlock];
+    const std::size_t k0 = std::size_t(blk) * kUpdateBlock;
+    body(k0, std::min(n, k0 + kUpdateBlock), root);
+  }
 }
 
 /// One zero tensor per shape: the state of a moving average or a velocity.

@@ -101,9 +101,7 @@ class RMSProp : public Optimizer<T> {
     // One pair of loops for the four variants: the branches test loop invariants, which the
     // compiler hoists. In blocks, so that the square roots are vectorised (detail::sqrt_block):
     // the first loop leaves the radicand d in `root`, the second applies the step.
-    T root[detail::kUpdateBlock];
-    for (std::size_t k0 = 0; k0 < n; k0 += detail::kUpdateBlock) {
-      const std::size_t k1 = std::min(n, k0 + detail::kUpdateBlock);
+    detail::for_each_update_block<T>(n, [=](std::size_t k0, std::size_t k1, T* root) {
       for (std::size_t k = k0; k < k1; ++k) {
         a[k] = rho * a[k] + one_minus_rho * g[k] * g[k];
         T d = a[k];
@@ -124,7 +122,7 @@ class RMSProp : public Optimizer<T> {
           w[k] -= delta;
         }
       }
-    }
+    });
   }
 
  private:
