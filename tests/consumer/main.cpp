@@ -1,6 +1,7 @@
 // A program written the way a user of faltung writes one: it includes the umbrella header and
-// uses the library through the faltung::faltung target, nothing else. Built by both consumer
-// tests (find_package and add_subdirectory); returns 0 when everything works.
+// uses the library through the faltung::faltung target (the add_subdirectory one also through
+// faltung::native), nothing else. Built by both consumer tests (find_package and
+// add_subdirectory); returns 0 when everything works.
 #include <faltung/faltung.hpp>
 
 #include <cmath>
@@ -13,6 +14,14 @@ static_assert(FALTUNG_HAS_ZLIB == CONSUMER_EXPECT_HAS_ZLIB,
 #endif
 
 int main() {
+#if defined(CONSUMER_EXPECT_NATIVE) && (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__x86_64__) || defined(__i386__))
+  // Linked with faltung::native on a CPU with AVX2 and FMA: the SIMD kernels must be compiled in.
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !FALTUNG_HAS_SIMD_GEMM) {
+    std::cerr << "consumer: faltung::native is linked and the CPU has AVX2 + FMA, but the SIMD GEMM is off\n";
+    return 1;
+  }
+#endif
   using faltung::Shape;
   using faltung::Tensor;
 
@@ -42,6 +51,7 @@ int main() {
   }
 
   std::cout << "faltung " << FALTUNG_VERSION_STRING << " consumer OK (y " << y.shape()
-            << ", openmp " << FALTUNG_HAS_OPENMP << ", zlib " << FALTUNG_HAS_ZLIB << ")\n";
+            << ", openmp " << FALTUNG_HAS_OPENMP << ", zlib " << FALTUNG_HAS_ZLIB << ", simd gemm "
+            << FALTUNG_HAS_SIMD_GEMM << ")\n";
   return 0;
 }
