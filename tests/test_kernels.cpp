@@ -460,6 +460,22 @@ TEST(GemmKernels, MatchADoubleProductOnEveryTileRemainder) {
           }
       }
 }
+
+// The in-register 8 x 8 transpose, with ragged rows and columns and padded leading dimensions:
+// every element lands where it belongs and nothing beyond the rows is written.
+TEST(GemmKernels, TransposeMovesEveryElementAndNothingElse) {
+  for (std::size_t rows : {1, 7, 8, 9, 16, 33, 64})
+    for (std::size_t cols : {1, 5, 8, 13, 196}) {
+      const std::size_t lds = cols + 3, ldd = rows + 5;
+      std::vector<float> src(rows * lds), dst(cols * ldd, -1.0f);
+      for (std::size_t i = 0; i < src.size(); ++i) src[i] = float(i);
+      simd::transpose(rows, cols, src.data(), lds, dst.data(), ldd);
+      for (std::size_t c = 0; c < cols; ++c)
+        for (std::size_t r = 0; r < ldd; ++r)
+          ASSERT_EQ(dst[c * ldd + r], r < rows ? src[r * lds + c] : -1.0f)
+              << rows << " x " << cols << ": column " << c << ", row " << r;
+    }
+}
 #endif
 
 // The Dense products in float (the SIMD GEMM where compiled, else Eigen) against the same

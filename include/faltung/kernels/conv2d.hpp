@@ -286,8 +286,7 @@ void conv_weight_gradient(std::size_t OC, std::size_t K1, std::size_t P, std::si
       // dW1^T (K1, OC) += col (K1, P) * dz^T (P, OC). Transposed so that the vector direction
       // is the output channels (contiguous in dyt) and the contraction over the pixels keeps
       // its accumulators in registers; the transpose is O(OC*P), the product O(K*OC*P).
-      for (std::size_t o = 0; o < OC; ++o)
-        for (std::size_t q = 0; q < P; ++q) dyt[q * OCp + o] = dz[o * P + q];
+      simd::transpose(OC, P, dz, P, dyt, OCp);
       simd::gemm(K1, OC, P, col, Pp, 1, dyt, OCp, dw_t, OCp, true);
     } else {
       // dW1 (OC, K1) += dz (OC, P) * col^T (P, K1): dot products over the pixels.

@@ -317,6 +317,47 @@ inline void gemm_abt(std::size_t M, std::size_t N, std::size_t depth, const floa
     }
   }
 }
+// ---------------------------------------------------------------------------------------------
+/// dst (cols, ldd) = src (rows, cols)^T, rows of src lds apart: dst[c * ldd + r] = src[r * lds + c].
+/// For the weight gradient's transpose of dz (OC x P): element by element, with stores OCp floats
+/// apart, it cost a fifth of the 32 -> 64 backward-weights pass. Here 8 x 8 blocks are transposed
+/// in registers (the unpack / shuffle / lane-swap sequence of AVX), the ragged edges element by
+/// element.
+inline void transpose(std::size_t rows, std::size_t cols, const float* src, std::size_t lds, float* dst,
+                      std::size_t ldd) {
+  const std::size_t rows8 = rows / 8 * 8, cols8 = cols / 8 * 8;
+  for (std::size_t r0 = 0; r0 < rows8; r0 += 8) {
+    const float* s = src + r0 * lds;
+    for (std::size_t c0 = 0; c0 < cols8; c0 += 8) {
+      __m256 r[8], t[8];
+      FALTUNG_UNROLL
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + std::size_t(i) * lds + c0);
+      FALTUNG_UNROLL
+      for (int i = 0; i < 8; i += 2) {  // interleave row pairs: (a0 b0 a1 b1 | a4 b4 a5 b5), ...
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      FALTUNG_UNROLL
+      for (int i = 0; i < 8; i += 4) {  // then pairs of pairs: 4 rows' elements k and k + 4 side by side
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      float* d = dst + c0 * ldd + r0;
+      FALTUNG_UNROLL
+      for (int i = 0; i < 4; ++i) {  // and the 128-bit halves of rows 0-3 and 4-7 joined
+        _mm256_storeu_ps(d + std::size_t(i) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(d + std::size_t(i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+      }
+    }
+    for (std::size_t c = cols8; c < cols; ++c)
+      for (std::size_t i = r0; i < r0 + 8; ++i) dst[c * ldd + i] = src[i * lds + c];
+  }
+  for (std::size_t i = rows8; i < rows; ++i)
+    for (std::size_t c = 0; c < cols; ++c) dst[c * ldd + i] = src[i * lds + c];
+}
+
 #endif  // FALTUNG_HAS_SIMD_GEMM
 
 }  // namespace simd
