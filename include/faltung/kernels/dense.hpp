@@ -15,8 +15,8 @@
 // In float with AVX-512 / AVX2, the forward and the weight gradient run kernels/gemm.hpp's
 // register-blocked GEMM instead of Eigen's, with the units on the vector lanes (25-30% faster
 // than Eigen on one Zen 5 core at 64 x 3136 x 128, where the operands spill out of L2). The
-// input gradient stays with Eigen: it needs W^T, whose rows are not
-// contiguous, and the dot form (gemm_abt) was slower than Eigen there.
+// input gradient stays with Eigen: it needs W^T, whose rows are not contiguous, and the dot form
+// (gemm_abt) was slower than Eigen there.
 
 #include <Eigen/Core>
 #include <algorithm>
