@@ -404,6 +404,29 @@ void check_pool(const PoolShape& s, Random& rng, bool ties) {
   EXPECT_TRUE(bitwise_equal(dx, dx_ref)) << "backward";
 }
 
+/// Expects got[r * ld + c], for the rows x cols of a product, to be init(r, c) + sum_k a(r, k) *
+/// b(k, c) over k < inner, computed in double (then max(., 0) when relu), within 1e-5 of the sum
+/// of the terms' magnitudes. When ld > cols, the padding columns of got must still hold what
+/// `before` holds there: nothing was written past the product.
+template <class A, class B, class Init>
+void expect_product(const char* what, std::size_t rows, std::size_t cols, std::size_t inner,
+                    const std::vector<float>& got, std::size_t ld, const std::vector<float>& before, A a, B b,
+                    Init init, bool relu = false) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = cols; c < ld; ++c)
+      ASSERT_EQ(got[r * ld + c], before[r * ld + c]) << what << " wrote past the product at " << r << ", " << c;
+    for (std::size_t c = 0; c < cols; ++c) {
+      double want = init(r, c), scale = std::abs(want);
+      for (std::size_t k = 0; k < inner; ++k) {
+        want += a(r, k) * b(k, c);
+        scale += std::abs(a(r, k) * b(k, c));
+      }
+      if (relu) want = std::max(want, 0.0);
+      ASSERT_NEAR(got[r * ld + c], want, 1e-5 * (scale + 1)) << what << " at " << r << ", " << c;
+    }
+  }
+}
+
 #if FALTUNG_HAS_SIMD_GEMM
 // The SIMD GEMMs directly, on every remainder of their micro-tiles (rows, vectors, ragged lanes,
 // depth chunks, the dot form's rows and columns), with strided A, accumulate / row_init / ReLU,
@@ -425,39 +448,22 @@ TEST(GemmKernels, MatchADoubleProductOnEveryTileRemainder) {
           std::vector<float> got = c;
           simd::gemm(M, N, depth, a.data(), 1, a_cs, b.data(), ldb, got.data(), ldc, mode == 0,
                      mode == 0 ? nullptr : init.data(), mode == 2);
-          for (std::size_t m = 0; m < M; ++m)
-            for (std::size_t n = 0; n < ldc; ++n) {
-              if (n >= N) {
-                ASSERT_EQ(got[m * ldc + n], c[m * ldc + n]) << "wrote past N at " << m << ", " << n;
-                continue;
-              }
-              double want = mode == 0 ? double(c[m * ldc + n]) : double(init[m]), scale = std::abs(want);
-              for (std::size_t l = 0; l < depth; ++l) {
-                want += double(a[m + l * a_cs]) * double(b[l * ldb + n]);
-                scale += std::abs(double(a[m + l * a_cs]) * double(b[l * ldb + n]));
-              }
-              if (mode == 2) want = std::max(want, 0.0);
-              ASSERT_NEAR(got[m * ldc + n], want, 1e-5 * (scale + 1)) << "mode " << mode << " at " << m << ", " << n;
-            }
+          SCOPED_TRACE(testing::Message() << "mode " << mode);
+          ASSERT_NO_FATAL_FAILURE(expect_product(
+              "gemm", M, N, depth, got, ldc, c, [&](std::size_t m, std::size_t l) { return double(a[m + l * a_cs]); },
+              [&](std::size_t l, std::size_t n) { return double(b[l * ldb + n]); },
+              [&](std::size_t m, std::size_t n) { return mode == 0 ? double(c[m * ldc + n]) : double(init[m]); },
+              mode == 2));
         }
         // gemm_abt: C (M, N) += A (M, depth) B (N, depth)^T; here N plays the dot form's columns.
         std::vector<float> a2(M * (depth + 1)), b2(N * (depth + 2)), c2(M * (N + 1));
         fill(a2), fill(b2), fill(c2);
         std::vector<float> got2 = c2;
         simd::gemm_abt(M, N, depth, a2.data(), depth + 1, b2.data(), depth + 2, got2.data(), N + 1);
-        for (std::size_t m = 0; m < M; ++m)
-          for (std::size_t n = 0; n <= N; ++n) {
-            if (n == N) {
-              ASSERT_EQ(got2[m * (N + 1) + n], c2[m * (N + 1) + n]) << "abt wrote past N";
-              continue;
-            }
-            double want = c2[m * (N + 1) + n], scale = std::abs(want);
-            for (std::size_t l = 0; l < depth; ++l) {
-              want += double(a2[m * (depth + 1) + l]) * double(b2[n * (depth + 2) + l]);
-              scale += std::abs(double(a2[m * (depth + 1) + l]) * double(b2[n * (depth + 2) + l]));
-            }
-            ASSERT_NEAR(got2[m * (N + 1) + n], want, 1e-5 * (scale + 1)) << "abt at " << m << ", " << n;
-          }
+        ASSERT_NO_FATAL_FAILURE(expect_product(
+            "abt", M, N, depth, got2, N + 1, c2, [&](std::size_t m, std::size_t l) { return double(a2[m * (depth + 1) + l]); },
+            [&](std::size_t l, std::size_t n) { return double(b2[n * (depth + 2) + l]); },
+            [&](std::size_t m, std::size_t n) { return double(c2[m * (N + 1) + n]); }));
       }
 }
 
@@ -498,33 +504,17 @@ TEST(DenseKernels, FloatMatchesDoubleProducts) {
       dense_forward(x.data(), w.data(), y.data(), n, in, units);
       dense_backward_data(dz.data(), w.data(), dx.data(), n, in, units);
       dense_backward_weights(x.data(), dz.data(), dw.data(), n, in, units);
-      for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t u = 0; u < units; ++u) {
-          double want = 0, scale = 0;
-          for (std::size_t k = 0; k < in; ++k) {
-            want += double(x[i * in + k]) * double(w[k * units + u]);
-            scale += std::abs(double(x[i * in + k]) * double(w[k * units + u]));
-          }
-          ASSERT_NEAR(y[i * units + u], want, 1e-5 * (scale + 1)) << "forward at " << i << ", " << u;
-        }
-      for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t k = 0; k < in; ++k) {
-          double want = 0, scale = 0;
-          for (std::size_t u = 0; u < units; ++u) {
-            want += double(dz[i * units + u]) * double(w[k * units + u]);
-            scale += std::abs(double(dz[i * units + u]) * double(w[k * units + u]));
-          }
-          ASSERT_NEAR(dx[i * in + k], want, 1e-5 * (scale + 1)) << "backward-data at " << i << ", " << k;
-        }
-      for (std::size_t k = 0; k < in; ++k)
-        for (std::size_t u = 0; u < units; ++u) {
-          double want = dw0[k * units + u], scale = std::abs(want);
-          for (std::size_t i = 0; i < n; ++i) {
-            want += double(x[i * in + k]) * double(dz[i * units + u]);
-            scale += std::abs(double(x[i * in + k]) * double(dz[i * units + u]));
-          }
-          ASSERT_NEAR(dw[k * units + u], want, 1e-5 * (scale + 1)) << "backward-weights at " << k << ", " << u;
-        }
+      auto zero = [](std::size_t, std::size_t) { return 0.0; };
+      ASSERT_NO_FATAL_FAILURE(expect_product(
+          "forward", n, units, in, y, units, y, [&](std::size_t i, std::size_t k) { return double(x[i * in + k]); },
+          [&](std::size_t k, std::size_t u) { return double(w[k * units + u]); }, zero));
+      ASSERT_NO_FATAL_FAILURE(expect_product(
+          "backward-data", n, in, units, dx, in, dx, [&](std::size_t i, std::size_t u) { return double(dz[i * units + u]); },
+          [&](std::size_t u, std::size_t k) { return double(w[k * units + u]); }, zero));
+      ASSERT_NO_FATAL_FAILURE(expect_product(
+          "backward-weights", in, units, n, dw, units, dw, [&](std::size_t k, std::size_t i) { return double(x[i * in + k]); },
+          [&](std::size_t i, std::size_t u) { return double(dz[i * units + u]); },
+          [&](std::size_t k, std::size_t u) { return double(dw0[k * units + u]); }));
     }
 }
 

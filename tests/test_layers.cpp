@@ -762,45 +762,55 @@ TEST(LayerBackward, AddsIntoParameterGradients) {
 // =============================================================================================
 // A fused activation is the same as a separate activation layer.
 
+/// fused (a layer with a fused activation) against plain followed by act, all three built:
+/// with the same weights, the same outputs, input gradients and parameter gradients on a random
+/// input of x_shape.
+template <class L>
+void expect_fused_matches_separate(L& fused, L& plain, ActivationLayer<double>& act, const Shape& x_shape,
+                                   Random& rng) {
+  for (std::size_t k = 0; k < 2; ++k) {
+    for (double& v : fused.parameters()[k]->value) v = rng.uniform(-1, 1);
+    plain.parameters()[k]->value = fused.parameters()[k]->value;
+  }
+  const Tensor<double> x = random_tensor<double>(x_shape, rng);
+  Tensor<double> y_fused, z, y_sep;
+  fused.forward(x, y_fused);
+  plain.forward(x, z);
+  act.forward(z, y_sep);
+  EXPECT_EQ(compare("y", y_fused, std::vector<double>(y_sep.begin(), y_sep.end()), 1e-14), "");
+
+  const Tensor<double> dy = random_tensor<double>(y_fused.shape(), rng);
+  Tensor<double> dx_fused, dz, dx_sep;
+  fused.backward(x, y_fused, dy, dx_fused);
+  act.backward(z, y_sep, dy, dz);
+  plain.backward(x, z, dz, dx_sep);
+  EXPECT_EQ(compare("dx", dx_fused, std::vector<double>(dx_sep.begin(), dx_sep.end()), 1e-14), "");
+  for (std::size_t k = 0; k < 2; ++k) {
+    const Tensor<double>& g = plain.parameters()[k]->grad;
+    EXPECT_EQ(compare(fused.parameters()[k]->name.c_str(), fused.parameters()[k]->grad,
+                      std::vector<double>(g.begin(), g.end()), 1e-14),
+              "");
+  }
+}
+
 TEST(FusedActivation, DenseMatchesSeparateLayer) {
   Random rng(41);
   for (const Activation& f : all_activations()) {
+    SCOPED_TRACE(f.name());
     Dense<double> fused(DenseOptions(5).activation(f));
     Dense<double> plain(5);
     ActivationLayer<double> act(f);
     fused.build({7}, rng);
     plain.build({7}, rng);
     act.build({5}, rng);
-    for (std::size_t k = 0; k < 2; ++k) {
-      for (double& v : fused.parameters()[k]->value) v = rng.uniform(-1, 1);
-      plain.parameters()[k]->value = fused.parameters()[k]->value;
-    }
-    const Tensor<double> x = random_tensor<double>({4, 7}, rng);
-    Tensor<double> y_fused, z, y_sep;
-    fused.forward(x, y_fused);
-    plain.forward(x, z);
-    act.forward(z, y_sep);
-    SCOPED_TRACE(f.name());
-    EXPECT_EQ(compare("y", y_fused, std::vector<double>(y_sep.begin(), y_sep.end()), 1e-14), "");
-
-    const Tensor<double> dy = random_tensor<double>(y_fused.shape(), rng);
-    Tensor<double> dx_fused, dz, dx_sep;
-    fused.backward(x, y_fused, dy, dx_fused);
-    act.backward(z, y_sep, dy, dz);
-    plain.backward(x, z, dz, dx_sep);
-    EXPECT_EQ(compare("dx", dx_fused, std::vector<double>(dx_sep.begin(), dx_sep.end()), 1e-14), "");
-    for (std::size_t k = 0; k < 2; ++k) {
-      const Tensor<double>& g = plain.parameters()[k]->grad;
-      EXPECT_EQ(compare(fused.parameters()[k]->name.c_str(), fused.parameters()[k]->grad,
-                        std::vector<double>(g.begin(), g.end()), 1e-14),
-                "");
-    }
+    expect_fused_matches_separate(fused, plain, act, {4, 7}, rng);
   }
 }
 
 TEST(FusedActivation, Conv2DMatchesSeparateLayer) {
   Random rng(42);
   for (const Activation& f : all_activations()) {
+    SCOPED_TRACE(f.name());
     const Conv2DOptions base = Conv2DOptions(3, 3).padding(Same).stride(2);
     Conv2D<double> fused(Conv2DOptions(base).activation(f));
     Conv2D<double> plain(base);
@@ -808,30 +818,7 @@ TEST(FusedActivation, Conv2DMatchesSeparateLayer) {
     fused.build({2, 5, 6}, rng);
     plain.build({2, 5, 6}, rng);
     act.build(plain.output_shape({2, 5, 6}), rng);
-    for (std::size_t k = 0; k < 2; ++k) {
-      for (double& v : fused.parameters()[k]->value) v = rng.uniform(-1, 1);
-      plain.parameters()[k]->value = fused.parameters()[k]->value;
-    }
-    const Tensor<double> x = random_tensor<double>({2, 2, 5, 6}, rng);
-    Tensor<double> y_fused, z, y_sep;
-    fused.forward(x, y_fused);
-    plain.forward(x, z);
-    act.forward(z, y_sep);
-    SCOPED_TRACE(f.name());
-    EXPECT_EQ(compare("y", y_fused, std::vector<double>(y_sep.begin(), y_sep.end()), 1e-14), "");
-
-    const Tensor<double> dy = random_tensor<double>(y_fused.shape(), rng);
-    Tensor<double> dx_fused, dz, dx_sep;
-    fused.backward(x, y_fused, dy, dx_fused);
-    act.backward(z, y_sep, dy, dz);
-    plain.backward(x, z, dz, dx_sep);
-    EXPECT_EQ(compare("dx", dx_fused, std::vector<double>(dx_sep.begin(), dx_sep.end()), 1e-14), "");
-    for (std::size_t k = 0; k < 2; ++k) {
-      const Tensor<double>& g = plain.parameters()[k]->grad;
-      EXPECT_EQ(compare(fused.parameters()[k]->name.c_str(), fused.parameters()[k]->grad,
-                        std::vector<double>(g.begin(), g.end()), 1e-14),
-                "");
-    }
+    expect_fused_matches_separate(fused, plain, act, {2, 2, 5, 6}, rng);
   }
 }
 

@@ -30,12 +30,6 @@ using faltung::test::weights_of;
 using faltung::test::contains;
 using faltung::test::error_of;
 
-
-
-
-
-
-
 // ---------------------------------------------------------------------------------------------
 // Summary
 

@@ -38,8 +38,6 @@ using faltung::test::error_of;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-
-
 template <class T>
 bool all_finite(const std::vector<Tensor<T>>& w) {
   for (const Tensor<T>& t : w)
@@ -47,7 +45,6 @@ bool all_finite(const std::vector<Tensor<T>>& w) {
       if (!std::isfinite(t[i])) return false;
   return true;
 }
-
 
 /// Rows [first, first + count) of a tensor.
 template <class T>
@@ -92,8 +89,6 @@ struct Spirals {
     }
   }
 };
-
-
 
 /// Counts calls and keeps what a LambdaCallback saw.
 struct Calls {
