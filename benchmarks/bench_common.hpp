@@ -17,9 +17,7 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
+#include <faltung/kernels/gemm.hpp>  // simd::VecF: the vector the kernels compute with
 
 namespace bench {
 
@@ -38,64 +36,45 @@ inline std::vector<int> thread_counts() {
   return counts;
 }
 
-/// FLOPs per call of fma_block: kChains independent accumulators, kSteps rounds.
-constexpr int kChains = 16, kSteps = 1024;
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-#elif defined(__AVX2__)
-constexpr int kLanes = 8;
+#if FALTUNG_HAS_SIMD_GEMM
+using Vec = faltung::kernels::simd::VecF;
 #else
-constexpr int kLanes = 1;
+/// One float, standing in for the kernels' vector where they have none.
+struct Vec {
+  using Reg = float;
+  static constexpr int lanes = 1;
+  static Reg set1(float v) { return v; }
+  static Reg fma(Reg a, Reg b, Reg c) { return a * b + c; }
+  static Reg add(Reg a, Reg b) { return a + b; }
+  static float sum(Reg v) { return v; }
+};
 #endif
+
+/// FLOPs per call of fma_block: kChains independent accumulators, kSteps rounds.
+constexpr int kChains = 16, kSteps = 1024, kLanes = Vec::lanes;
 constexpr double kBlockFlops = 2.0 * kChains * kLanes * kSteps;
 
-/// kChains independent FMA chains on registers: enough in flight to cover the FMA latency on
-/// every FMA pipe, so the loop runs at the pipes' throughput. The asm barrier keeps the compiler
-/// from folding the steps. The chain loop must be unrolled completely: otherwise acc[] lives on
-/// the stack and the loop measures store-to-load forwarding instead (this benchmark reported
-/// 61.5 GFLOP/s on a Zen 5 core whose real peak is about 220).
+/// kChains independent FMA chains on registers, in the vector the kernels use (AVX-512, AVX2 or
+/// a plain float): enough in flight to cover the FMA latency on every FMA pipe, so the loop runs
+/// at the pipes' throughput. The asm barrier keeps the compiler from folding the steps. The chain
+/// loops must be unrolled completely: otherwise acc[] lives on the stack and the loop measures
+/// store-to-load forwarding instead (this benchmark reported 61.5 GFLOP/s on a Zen 5 core whose
+/// real peak is about 220).
 inline float fma_block(float seed) {
-#if defined(__AVX512F__)
-  __m512 acc[kChains];
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  Vec::Reg acc[kChains];
+  const Vec::Reg a = Vec::set1(0.999999f), b = Vec::set1(1e-7f);
   FALTUNG_UNROLL
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(seed + float(c));
+  for (int c = 0; c < kChains; ++c) acc[c] = Vec::set1(seed + float(c));
   for (int s = 0; s < kSteps; ++s) {
     FALTUNG_UNROLL
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+    for (int c = 0; c < kChains; ++c) acc[c] = Vec::fma(acc[c], a, b);
+#if FALTUNG_HAS_SIMD_GEMM
     __asm__ volatile("" : "+v"(acc[0]));
-  }
-  FALTUNG_UNROLL
-  for (int c = 1; c < kChains; ++c) acc[0] = _mm512_add_ps(acc[0], acc[c]);
-  return _mm512_reduce_add_ps(acc[0]);
-#elif defined(__AVX2__)
-  __m256 acc[kChains];
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  FALTUNG_UNROLL
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(seed + float(c));
-  for (int s = 0; s < kSteps; ++s) {
-    FALTUNG_UNROLL
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-    __asm__ volatile("" : "+x"(acc[0]));
-  }
-  FALTUNG_UNROLL
-  for (int c = 1; c < kChains; ++c) acc[0] = _mm256_add_ps(acc[0], acc[c]);
-  float out[8];
-  _mm256_storeu_ps(out, acc[0]);
-  return out[0];
-#else
-  float acc[kChains];
-  FALTUNG_UNROLL
-  for (int c = 0; c < kChains; ++c) acc[c] = seed + float(c);
-  for (int s = 0; s < kSteps; ++s) {
-    FALTUNG_UNROLL
-    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * 0.999999f + 1e-7f;
-  }
-  float sum = 0;
-  FALTUNG_UNROLL
-  for (int c = 0; c < kChains; ++c) sum += acc[c];
-  return sum;
 #endif
+  }
+  FALTUNG_UNROLL
+  for (int c = 1; c < kChains; ++c) acc[0] = Vec::add(acc[0], acc[c]);
+  return Vec::sum(acc[0]);
 }
 
 /// Seconds of CPU time the calling thread has used.
