@@ -66,7 +66,8 @@ Conv2DParams make_params(const ConvShape& s) {
 // (1, 3, 17, 33), 1x1 and non-square kernels, kernels larger than the image (explicit padding),
 // strides larger than the kernel. For the SIMD GEMM of float (kernels/gemm.hpp, with
 // -march=native): patch sizes K on both sides of 32 (the two backward-weights forms) and of the
-// depth chunk, pixel counts P and output channels that leave ragged tiles.
+// depth chunk, pixel counts P and output channels that leave ragged tiles; stride 1 with K > 32
+// for the implicit GEMM, in every padding.
 const std::vector<ConvShape>& conv_shapes() {
   static const std::vector<ConvShape> shapes = {
       {1, 1, 5, 5, 1, 3, 3, 1, 1, Padding::Valid, 0, 0},
@@ -87,6 +88,10 @@ const std::vector<ConvShape>& conv_shapes() {
       {1, 1, 2, 7, 1, 3, 1, 1, 1, Padding::Same, 0, 0},
       {2, 5, 20, 18, 7, 3, 3, 1, 1, Padding::Same, 0, 0},   // K > 32 and P > 256
       {1, 30, 17, 17, 6, 3, 3, 1, 1, Padding::Same, 0, 0},  // K > 256 and P > 256
+      // Stride 1 with K > 32 takes the implicit GEMM (no column matrix) unless a pad exceeds
+      // the window - 1: 'valid' with a non-square kernel, and a pad of 3 on a 3-row window.
+      {2, 6, 9, 10, 5, 3, 2, 1, 1, Padding::Valid, 0, 0},
+      {2, 5, 5, 6, 4, 3, 3, 1, 1, Padding::Explicit, 3, 2},
   };
   return shapes;
 }
@@ -133,9 +138,7 @@ bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
 }
 
 template <class T>
-void check_conv_against_naive(const ConvShape& s, double tol, Tensor<T>& workspace, Random& rng) {
-  SCOPED_TRACE(describe(s));
-  const Conv2DParams p = make_params(s);
+void check_conv_against_naive(const Conv2DParams& p, double tol, Tensor<T>& workspace, Random& rng) {
   const std::size_t nx = p.batch * p.in_channels * p.in_pixels(), nw = p.out_channels * p.patch_size(),
                     ny = p.batch * p.out_channels * p.out_pixels();
   const std::vector<T> x = random_values<T>(nx, rng), w = random_values<T>(nw, rng),
@@ -176,6 +179,49 @@ void check_conv_against_naive(const ConvShape& s, double tol, Tensor<T>& workspa
   std::vector<T> dw_nobias = dw0;
   conv2d_backward_weights<T>(p, x.data(), dy.data(), dw_nobias.data(), static_cast<T*>(nullptr), workspace);
   EXPECT_TRUE(bitwise_equal(dw, dw_nobias)) << "dw must not depend on whether db is wanted";
+
+  // A fused ReLU: y = max(conv + b, 0); the backward pass, both products in one call, takes
+  // dz = dy * [y > 0]. The gate is the fast y, so a value rounding to either side of 0 in T
+  // cannot make the two disagree.
+  std::vector<T> y_relu(ny, nan);
+  conv2d_forward<T>(p, x.data(), w.data(), b.data(), y_relu.data(), workspace, true);
+  conv2d_forward_naive<double>(p, xd.data(), wd.data(), bd.data(), y_ref.data());
+  conv2d_forward_naive<double>(p, absolute(xd).data(), absolute(wd).data(), absolute(bd).data(), y_mag.data());
+  for (double& v : y_ref) v = std::max(v, 0.0);
+  EXPECT_EQ(compare("forward y (fused ReLU)", y_relu, y_ref, y_mag, tol), "");
+  std::vector<double> dzd = dyd;
+  for (std::size_t i = 0; i < ny; ++i)
+    if (!(y_relu[i] > T(0))) dzd[i] = 0.0;
+  conv2d_backward_data_naive<double>(p, dzd.data(), wd.data(), dx_ref.data());
+  dw_ref = to_double(dw0), db_ref = to_double(db0);
+  conv2d_backward_weights_naive<double>(p, xd.data(), dzd.data(), dw_ref.data(), db_ref.data());
+  dw = dw0, db = db0, dx.assign(nx, nan);
+  conv2d_backward<T>(p, x.data(), w.data(), y_relu.data(), dy.data(), true, dw.data(), db.data(), dx.data(),
+                     workspace);
+  EXPECT_EQ(compare("backward dx (fused ReLU)", dx, dx_ref, dx_mag, tol), "");
+  EXPECT_EQ(compare("backward dw (fused ReLU)", dw, dw_ref, dw_mag, tol), "");
+  EXPECT_EQ(compare("backward db (fused ReLU)", db, db_ref, db_mag, tol), "");
+}
+
+template <class T>
+void check_conv_against_naive(const ConvShape& s, double tol, Tensor<T>& workspace, Random& rng) {
+  SCOPED_TRACE(describe(s));
+  check_conv_against_naive(make_params(s), tol, workspace, rng);
+}
+
+// Geometry no padding mode makes, as a hand-built Conv2DParams may have: more padding before
+// than a window minus one (3 rows on a 3-row window) and less after. The implicit GEMM's
+// backward-data cannot shift dz by a negative pad, so this must take im2col.
+TEST(Conv2DKernels, PaddingBeyondTheWindowOnOneSide) {
+  Conv2DParams p;
+  p.batch = 2;
+  p.in_channels = 6;
+  p.out_channels = 5;
+  p.h = WindowAxis{4, 3, 1, 3, 6};  // in, window, stride, pad before (3), out: pad after 1
+  p.w = WindowAxis{5, 3, 1, 1, 5};
+  Random rng(7);
+  Tensor<float> workspace;
+  check_conv_against_naive<float>(p, 1e-4, workspace, rng);
 }
 
 TEST(Conv2DKernels, MatchNaiveInDouble) {
@@ -454,6 +500,30 @@ TEST(GemmKernels, MatchADoubleProductOnEveryTileRemainder) {
               [&](std::size_t l, std::size_t n) { return double(b[l * ldb + n]); },
               [&](std::size_t m, std::size_t n) { return mode == 0 ? double(c[m * ldc + n]) : double(init[m]); },
               mode == 2));
+        }
+        // gemm with its rows found through tables (the implicit-GEMM convolution): here A's rows
+        // in reverse order and B's rows reversed too, each at its own offset.
+        {
+          std::vector<std::ptrdiff_t> a_rows(M), b_rows(depth);
+          for (std::size_t m = 0; m < M; ++m) a_rows[m] = std::ptrdiff_t(M - 1 - m);
+          for (std::size_t l = 0; l < depth; ++l) b_rows[l] = std::ptrdiff_t((depth - 1 - l) * ldb);
+          simd::GemmArgs g;
+          g.depth = depth;
+          g.a = a.data();
+          g.a_rows = a_rows.data();
+          g.a_cs = a_cs;
+          g.b = b.data();
+          g.b_rows = b_rows.data();
+          std::vector<float> got = c;
+          g.c = got.data();
+          g.ldc = ldc;
+          g.row_init = init.data();
+          simd::gemm(M, N, g);
+          ASSERT_NO_FATAL_FAILURE(expect_product(
+              "gemm (row tables)", M, N, depth, got, ldc, c,
+              [&](std::size_t m, std::size_t l) { return double(a[(M - 1 - m) + l * a_cs]); },
+              [&](std::size_t l, std::size_t n) { return double(b[(depth - 1 - l) * ldb + n]); },
+              [&](std::size_t m, std::size_t) { return double(init[m]); }));
         }
         // gemm_abt: C (M, N) += A (M, depth) B (N, depth)^T; here N plays the dot form's columns.
         std::vector<float> a2(M * (depth + 1)), b2(N * (depth + 2)), c2(M * (N + 1));

@@ -57,6 +57,8 @@ struct VecF {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  /// v where gate > 0, else 0 (the gradient through a ReLU whose output was gate).
+  static Reg where_positive(Reg gate, Reg v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gate, zero(), _CMP_GT_OQ), v); }
   /// The first n lanes (1 <= n <= 16).
   static Mask first(int n) { return Mask((1u << n) - 1u); }
   static float sum(Reg v) { return _mm512_reduce_add_ps(v); }
@@ -75,6 +77,7 @@ struct VecF {
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg where_positive(Reg gate, Reg v) { return _mm256_and_ps(_mm256_cmp_ps(gate, zero(), _CMP_GT_OQ), v); }
   static Mask first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -96,24 +99,31 @@ constexpr int kTileVectors = 4;  // NV: vectors of C per micro-tile (loads of B)
 constexpr std::size_t kDepthChunk = FALTUNG_GEMM_DEPTH_CHUNK;  // rows of B per pass over C
 
 /// Arguments shared by every micro-tile of one GEMM call.
+/// The operands of one GEMM. Rows of A and of B are found either by a stride or, for the
+/// implicit-GEMM convolution (kernels/conv2d.hpp), through a table of row offsets: row l of B at
+/// b + b_rows[l] reads a shifted window of a padded image plane, so the matrix im2col would
+/// write is never formed.
 struct GemmArgs {
-  std::size_t depth;            // inner dimension of this chunk
-  const float* a;               // A (M, depth), element (m, l) at a[m * a_rs + l * a_cs]
-  std::size_t a_rs, a_cs;
-  const float* b;               // B (depth, N) row-major, leading dimension ldb
-  std::size_t ldb;
-  float* c;                     // C (M, N) row-major, leading dimension ldc
-  std::size_t ldc;
-  bool accumulate;              // C += A B (true) or C = init + A B (false)
-  const float* row_init;        // (M) value each row of C starts from when !accumulate; null: 0
-  bool relu;                    // store max(C, 0): a ReLU fused into the last pass over C
+  std::size_t depth = 0;                    // inner dimension (of this chunk, inside gemm)
+  const float* a = nullptr;                 // A (M, depth): element (m, l) at row_m[l * a_cs], where
+  std::size_t a_rs = 0, a_cs = 1;           //   row_m = a + m * a_rs, or a + a_rows[m] when a_rows is set
+  const std::ptrdiff_t* a_rows = nullptr;
+  const float* b = nullptr;                 // B (depth, N): row l at b + l * ldb, or b + b_rows[l];
+  std::size_t ldb = 0;                      //   each row contiguous along N
+  const std::ptrdiff_t* b_rows = nullptr;
+  float* c = nullptr;                       // C (M, N) row-major, leading dimension ldc
+  std::size_t ldc = 0;
+  bool accumulate = false;                  // C += A B (true) or C = init + A B (false)
+  const float* row_init = nullptr;          // (M) value each row of C starts from when !accumulate; null: 0
+  bool relu = false;                        // store max(C, 0): a ReLU fused into the last pass over C
 };
 
 /// One MR x NV micro-tile at row m0 and vector column col0 of C. With Ragged, the last vector
 /// stores only `last_lanes` lanes (the ragged right edge of N; B is read there under the same
-/// mask). Ragged is a template parameter, not a branch, and the arguments the depth loop uses
-/// are copied into locals, so the loop body is straight-line code over registers only.
-template <int MR, int NV, bool Ragged>
+/// mask). With TableB, B's rows come from g.b_rows. Both are template parameters, not
+/// branches, and the arguments the depth loop uses are copied into locals, so the loop body is
+/// straight-line code over registers only.
+template <int MR, int NV, bool Ragged, bool TableB>
 void gemm_tile_body(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
   using V = VecF;
   using Reg = typename V::Reg;
@@ -135,14 +145,19 @@ void gemm_tile_body(const GemmArgs& g, std::size_t m0, std::size_t col0, int las
   }
   const float* arow[MR];
   FALTUNG_UNROLL
-  for (int m = 0; m < MR; ++m) arow[m] = g.a + (m0 + std::size_t(m)) * g.a_rs;
+  for (int m = 0; m < MR; ++m)
+    arow[m] = g.a + (g.a_rows ? g.a_rows[m0 + std::size_t(m)] : std::ptrdiff_t((m0 + std::size_t(m)) * g.a_rs));
   const float* bp = g.b + col0;
+  const std::ptrdiff_t* const b_rows = g.b_rows;
   // The depth loop is innermost: the accumulators stay in registers for the whole chunk.
   std::size_t ao = 0;
-  for (std::size_t l = 0; l < depth; ++l, bp += ldb, ao += a_cs) {
+  for (std::size_t l = 0; l < depth; ++l, ao += a_cs) {
+    const float* brow = TableB ? bp + b_rows[l] : bp;
+    if (!TableB) bp += ldb;
     Reg bv[NV];
     FALTUNG_UNROLL
-    for (int v = 0; v < NV; ++v) bv[v] = (Ragged && v == NV - 1) ? V::load(bp + v * L, tail) : V::load(bp + v * L);
+    for (int v = 0; v < NV; ++v)
+      bv[v] = (Ragged && v == NV - 1) ? V::load(brow + v * L, tail) : V::load(brow + v * L);
     FALTUNG_UNROLL
     for (int m = 0; m < MR; ++m) {
       const Reg av = V::set1(arow[m][ao]);
@@ -170,38 +185,43 @@ void gemm_tile_body(const GemmArgs& g, std::size_t m0, std::size_t col0, int las
   }
 }
 
-template <int MR, int NV>
+template <int MR, int NV, bool TableB>
 void gemm_tile(const GemmArgs& g, std::size_t m0, std::size_t col0, int last_lanes) {
   if (last_lanes == VecF::lanes)
-    gemm_tile_body<MR, NV, false>(g, m0, col0, last_lanes);
+    gemm_tile_body<MR, NV, false, TableB>(g, m0, col0, last_lanes);
   else
-    gemm_tile_body<MR, NV, true>(g, m0, col0, last_lanes);
+    gemm_tile_body<MR, NV, true, TableB>(g, m0, col0, last_lanes);
 }
 
 using TileFn = void (*)(const GemmArgs&, std::size_t, std::size_t, int);
 
-template <int MR>
+template <int MR, bool TableB>
 constexpr TileFn tile_for_vectors(int nv) {
-  return nv == 1 ? &gemm_tile<MR, 1> : nv == 2 ? &gemm_tile<MR, 2> : nv == 3 ? &gemm_tile<MR, 3> : &gemm_tile<MR, 4>;
+  return nv == 1   ? &gemm_tile<MR, 1, TableB>
+         : nv == 2 ? &gemm_tile<MR, 2, TableB>
+         : nv == 3 ? &gemm_tile<MR, 3, TableB>
+                   : &gemm_tile<MR, 4, TableB>;
 }
-/// The micro-tile for mr (1..kTileRows) rows and nv (1..kTileVectors) vectors.
-inline TileFn tile_for(int mr, int nv) {
+template <bool TableB>
+TileFn tile_for_rows(int mr, int nv) {
   switch (mr) {
-    case 1: return tile_for_vectors<1>(nv);
-    case 2: return tile_for_vectors<2>(nv);
-    case 3: return tile_for_vectors<3>(nv);
-    case 4: return tile_for_vectors<4>(nv);
-    case 5: return tile_for_vectors<5>(nv);
-    default: return tile_for_vectors<6>(nv);
+    case 1: return tile_for_vectors<1, TableB>(nv);
+    case 2: return tile_for_vectors<2, TableB>(nv);
+    case 3: return tile_for_vectors<3, TableB>(nv);
+    case 4: return tile_for_vectors<4, TableB>(nv);
+    case 5: return tile_for_vectors<5, TableB>(nv);
+    default: return tile_for_vectors<6, TableB>(nv);
   }
 }
+/// The micro-tile for mr (1..kTileRows) rows and nv (1..kTileVectors) vectors.
+inline TileFn tile_for(int mr, int nv, bool table_b) {
+  return table_b ? tile_for_rows<true>(mr, nv) : tile_for_rows<false>(mr, nv);
+}
 
-/// C (M, N) = [accumulate ? C : row_init] + A (M, depth) * B (depth, N); see the file comment.
-/// relu: C = max(that, 0) instead. Single-threaded: the convolution kernels call it from inside
-/// their own parallel loop.
-inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a, std::size_t a_rs, std::size_t a_cs,
-                 const float* b, std::size_t ldb, float* c, std::size_t ldc, bool accumulate,
-                 const float* row_init = nullptr, bool relu = false) {
+/// C (M, N) = [g.accumulate ? C : g.row_init] + A (M, g.depth) * B (g.depth, N), operands as
+/// described in GemmArgs; with g.relu, C = max(that, 0) instead. Single-threaded: the
+/// convolution kernels call it from inside their own parallel loop.
+inline void gemm(std::size_t M, std::size_t N, const GemmArgs& args) {
   constexpr int L = VecF::lanes;
   if (M == 0 || N == 0) return;
   const std::size_t vectors = (N + L - 1) / L;
@@ -209,26 +229,55 @@ inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a
   // group is left with one vector and too few accumulators to hide the FMA latency.
   const std::size_t groups = (vectors + kTileVectors - 1) / kTileVectors;
   const int last_lanes = int(N - (vectors - 1) * L);
-  GemmArgs g{0, a, a_rs, a_cs, b, ldb, c, ldc, accumulate, row_init, false};
+  // The rows likewise (32 -> 6, 6, 5, 5, 5, 5 rather than five 6s and a 2: a thin last tile
+  // has too few accumulators per load of B).
+  const std::size_t row_tiles = (M + kTileRows - 1) / kTileRows;
+  const bool table_b = args.b_rows != nullptr;
+  GemmArgs g = args;
   std::size_t l0 = 0;
   do {
-    g.depth = std::min(kDepthChunk, depth - l0);
-    g.a = a + l0 * a_cs;
-    g.b = b + l0 * ldb;
-    g.accumulate = accumulate || l0 > 0;
-    g.relu = relu && l0 + g.depth >= depth;  // only once the sum is complete
+    g.depth = std::min(kDepthChunk, args.depth - l0);
+    g.a = args.a + l0 * args.a_cs;
+    if (table_b)
+      g.b_rows = args.b_rows + l0;
+    else
+      g.b = args.b + l0 * args.ldb;
+    g.accumulate = args.accumulate || l0 > 0;
+    g.relu = args.relu && l0 + g.depth >= args.depth;  // only once the sum is complete
     std::size_t v0 = 0;
     for (std::size_t grp = 0; grp < groups; ++grp) {
       const std::size_t nv = vectors / groups + (grp < vectors % groups ? 1 : 0);
       const int lanes = v0 + nv == vectors ? last_lanes : L;
-      for (std::size_t m0 = 0; m0 < M; m0 += kTileRows) {
-        const int mr = int(std::min<std::size_t>(kTileRows, M - m0));
-        tile_for(mr, int(nv))(g, m0, v0 * L, lanes);
+      std::size_t m0 = 0;
+      for (std::size_t t = 0; t < row_tiles; ++t) {
+        const int mr = int(M / row_tiles + (t < M % row_tiles ? 1 : 0));
+        tile_for(mr, int(nv), table_b)(g, m0, v0 * L, lanes);
+        m0 += std::size_t(mr);
       }
       v0 += nv;
     }
     l0 += g.depth;
-  } while (l0 < depth);
+  } while (l0 < args.depth);
+}
+
+/// C (M, N) = [accumulate ? C : row_init] + A (M, depth) * B (depth, N) with strided operands:
+/// A(m, l) = a[m * a_rs + l * a_cs], B row-major (ldb); relu: C = max(that, 0) instead.
+inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a, std::size_t a_rs, std::size_t a_cs,
+                 const float* b, std::size_t ldb, float* c, std::size_t ldc, bool accumulate,
+                 const float* row_init = nullptr, bool relu = false) {
+  GemmArgs g;
+  g.depth = depth;
+  g.a = a;
+  g.a_rs = a_rs;
+  g.a_cs = a_cs;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.accumulate = accumulate;
+  g.row_init = row_init;
+  g.relu = relu;
+  gemm(M, N, g);
 }
 
 // ---------------------------------------------------------------------------------------------
