@@ -572,7 +572,8 @@ TEST(DenseKernels, FloatMatchesDoubleProducts) {
         for (float& e : *v) e = float(rng.uniform(-1.0, 1.0));
       const std::vector<float> dw0 = dw;
       dense_forward(x.data(), w.data(), y.data(), n, in, units);
-      dense_backward_data(dz.data(), w.data(), dx.data(), n, in, units);
+      Tensor<float> workspace({3});  // too small: the kernel must resize it
+      dense_backward_data(dz.data(), w.data(), dx.data(), n, in, units, workspace);
       dense_backward_weights(x.data(), dz.data(), dw.data(), n, in, units);
       auto zero = [](std::size_t, std::size_t) { return 0.0; };
       ASSERT_NO_FATAL_FAILURE(expect_product(

@@ -7,16 +7,17 @@
 //
 // Eigen would thread these GEMMs itself with OpenMP; then a training step threads at two levels
 // (Eigen's here, ours in the convolutions), and on a busy machine Eigen's threads wait on each
-// other far longer than they compute. So the rows of each result are split into one contiguous
-// block per thread and each block is one Eigen product (Eigen runs single-threaded inside an
-// OpenMP region). Every thread writes only its own rows, and the split depends only on the
+// other far longer than they compute. So the rows (or columns) of each result are split into one
+// contiguous block per thread and each block is one product (Eigen runs single-threaded inside an
+// OpenMP region). Every thread writes only its own block, and the split depends only on the
 // thread count: deterministic for a given thread count.
 //
-// In float with AVX-512 / AVX2, the forward and the weight gradient run kernels/gemm.hpp's
-// register-blocked GEMM instead of Eigen's, with the units on the vector lanes (25-30% faster
-// than Eigen on one Zen 5 core at 64 x 3136 x 128, where the operands spill out of L2). The
-// input gradient stays with Eigen: it needs W^T, whose rows are not contiguous, and the dot form
-// (gemm_abt) was slower than Eigen there.
+// In float with AVX-512 / AVX2, all three run kernels/gemm.hpp's register-blocked GEMM instead
+// of Eigen's, with the units (or, for the input gradient, the input features) on the vector
+// lanes: the forward and weight gradient 25-30% faster than Eigen on one Zen 5 core at
+// 64 x 3136 x 128, where the operands spill out of L2; the input gradient, on a transposed copy
+// of W, made a whole forward + backward 9-17% faster at 1 and 2 threads (the dot form,
+// gemm_abt, on W as it is was slower than Eigen).
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -25,6 +26,7 @@
 
 #include "faltung/config.hpp"
 #include "faltung/kernels/gemm.hpp"
+#include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
 namespace faltung {
@@ -70,9 +72,27 @@ void dense_forward(const T* x, const T* w, T* y, std::size_t n, std::size_t in, 
   });
 }
 
-/// dx (n, in) = dz (n, units) * w^T, overwritten
+/// dx (n, in) = dz (n, units) * w^T, overwritten. workspace: W^T (units, in) on the SIMD path,
+/// kept by the caller across batches.
 template <class T>
-void dense_backward_data(const T* dz, const T* w, T* dx, std::size_t n, std::size_t in, std::size_t units) {
+void dense_backward_data(const T* dz, const T* w, T* dx, std::size_t n, std::size_t in, std::size_t units,
+                         Tensor<T>& workspace) {
+#if FALTUNG_HAS_SIMD_GEMM
+  if constexpr (std::is_same<T, float>::value) {
+    // The GEMM reads B along its rows, so W^T is formed first: O(in * units) against the
+    // product's O(n * in * units). Split over the input features: each thread transposes its
+    // own rows of W into its own columns of W^T and computes those columns of dx while they
+    // are in its cache, with no barrier in between.
+    workspace.resize({units, in});
+    float* wt = workspace.data();
+    for_row_blocks(in, n * in * units, [&](std::size_t first, std::size_t count) {
+      simd::transpose(count, units, w + first * units, units, wt + first, in);
+      simd::gemm(n, count, units, dz, units, 1, wt + first, in, dx + first, in, false);
+    });
+    return;
+  }
+#endif
+  (void)workspace;
   const ConstDenseMatrix<T> dZ(dz, Eigen::Index(n), Eigen::Index(units));
   const ConstDenseMatrix<T> W(w, Eigen::Index(in), Eigen::Index(units));
   DenseMatrix<T> dX(dx, Eigen::Index(n), Eigen::Index(in));

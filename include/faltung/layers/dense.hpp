@@ -82,7 +82,7 @@ class Dense : public Layer<T> {
     if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
     if (this->input_grad_needed()) {
       dx.resize(x.shape());
-      kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units);
+      kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units, transposed_kernel_);
     }
   }
 
@@ -106,6 +106,7 @@ class Dense : public Layer<T> {
   DenseOptions options_;
   Parameter<T> kernel_, bias_;
   Tensor<T> dz_;  // (N, units) gradient before the activation; reused across batches
+  Tensor<T> transposed_kernel_;  // W^T for the input gradient (kernels/dense.hpp); reused likewise
 };
 
 }  // namespace faltung
