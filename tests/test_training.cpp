@@ -1,12 +1,14 @@
 // Training with Sequential::fit: every optimizer learns non-linear problems, bitwise
-// reproducibility (seed and thread count), fit's semantics (validation split and data, History,
-// shuffling, the last partial batch), callbacks (EarlyStopping, ModelCheckpoint, LambdaCallback)
-// and stopping on a non-finite loss.
+// reproducibility (seed and thread count), no allocation in the steady state, fit's semantics
+// (validation split and data, History, shuffling, the last partial batch), callbacks
+// (EarlyStopping, ModelCheckpoint, LambdaCallback) and stopping on a non-finite loss.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,36 @@
 #include "faltung/faltung.hpp"
 
 #include <unistd.h>
+
+// Every operator new is counted while g_count_allocations is set: how the steady-state test sees
+// that a training step allocates nothing once its buffers exist (Tensor allocates through the
+// aligned form).
+namespace {
+std::atomic<bool> g_count_allocations{false};
+std::atomic<std::size_t> g_allocations{0};
+// Called through a pointer the compiler cannot see through: GCC 12 otherwise inlines the
+// replaced operator delete and warns (-Wmismatched-new-delete) that free() gets a pointer from
+// operator new, which is exactly what these replacements intend.
+void (*volatile g_free)(void*) = std::free;
+
+void* counted_allocation(std::size_t n, std::size_t alignment) {
+  if (g_count_allocations.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  n = n ? n : 1;
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  void* p = alignment > alignof(std::max_align_t)
+                ? std::aligned_alloc(alignment, (n + alignment - 1) / alignment * alignment)
+                : std::malloc(n);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return counted_allocation(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted_allocation(n, std::size_t(a)); }
+void operator delete(void* p) noexcept { g_free(p); }
+void operator delete(void* p, std::size_t) noexcept { g_free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { g_free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { g_free(p); }
 
 using namespace faltung;
 
@@ -256,6 +288,102 @@ TEST(Reproducible, DifferentSeedsDrawDifferentInitialWeights) {
   Sequential<float> a = blob_classifier(1), b = blob_classifier(1), c = blob_classifier(2);
   EXPECT_TRUE(bitwise_equal(weights_of(a), weights_of(b)));
   EXPECT_FALSE(bitwise_equal(weights_of(a), weights_of(c)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steady state: once the first batches have sized every output, gradient and workspace, a
+// training step (and an evaluation) allocates nothing, on one thread and on two.
+
+/// Allocations made by f().
+template <class F>
+std::size_t allocations_in(F&& f) {
+  g_allocations = 0;
+  g_count_allocations = true;
+  f();
+  g_count_allocations = false;
+  return g_allocations.load();
+}
+
+struct StepCase {
+  const char* name;
+  std::function<void(Sequential<float>&)> compile;
+};
+
+TEST(SteadyState, TrainingStepsAllocateNothingAfterTheFirst) {
+  const Images data(24);
+  Tensor<float> x = rows(data.x, 0, 12), y = rows(data.y, 0, 12);
+  // Every layer kind and both convolution paths: the first convolution (K = 9) and the strided
+  // one go through im2col, the second (K = 72) through the implicit GEMM where it is compiled.
+  const char* spec =
+      "conv:8:3:same:relu,conv:8:3:same,tanh,pool:2,drop:0.3,conv:6:3:s2:valid:relu,flatten,"
+      "dense:16:relu,drop:0.3,dense:3";
+  const StepCase cases[] = {
+      {"SGD_momentum",
+       [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, SGD<float>(SGDOptions(0.01).momentum(0.9))); }},
+      {"Adam", [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-3))); }},
+      {"RMSProp", [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, RMSProp<float>(RMSPropOptions(1e-3))); }},
+      {"Adagrad", [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, Adagrad<float>(AdagradOptions(1e-2))); }},
+  };
+  for (int threads : {1, 2}) {
+    ThreadCount count(threads);
+    for (const StepCase& c : cases) {
+      Sequential<float> net = make_sequential<float>(spec, {1, 8, 8}, 5);
+      c.compile(net);
+      for (int warm_up = 0; warm_up < 2; ++warm_up) {
+        net.train_on_batch(x, y);
+        net.evaluate(data.x, data.y, 12);
+      }
+      EXPECT_EQ(allocations_in([&] {
+                  for (int step = 0; step < 3; ++step) net.train_on_batch(x, y);
+                }),
+                0u)
+          << c.name << ", " << threads << " thread(s): train_on_batch";
+      EXPECT_EQ(allocations_in([&] { net.evaluate(data.x, data.y, 12); }), 0u)
+          << c.name << ", " << threads << " thread(s): evaluate";
+    }
+  }
+  // The counter itself works: a step of a fresh model sizes its buffers.
+  Sequential<float> fresh = make_sequential<float>(spec, {1, 8, 8}, 5);
+  cases[0].compile(fresh);
+  EXPECT_GT(allocations_in([&] { fresh.train_on_batch(x, y); }), 0u);
+}
+
+/// y = w * x with one scalar parameter: a user's layer that overrides parameters() only.
+class Scale : public Layer<float> {
+ public:
+  Scale() : w_("kernel", Shape{1}) { w_.value[0] = 2.0f; }
+  std::string type() const override { return "Scale"; }
+  std::string default_name() const override { return "scale"; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  void forward(const Tensor<float>& x, Tensor<float>& y) override {
+    y.resize(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) y[i] = w_.value[0] * x[i];
+  }
+  void backward(const Tensor<float>& x, const Tensor<float>&, const Tensor<float>& dy, Tensor<float>& dx) override {
+    dx.resize(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      w_.grad[0] += dy[i] * x[i];
+      dx[i] = w_.value[0] * dy[i];
+    }
+  }
+  std::vector<Parameter<float>*> parameters() override { return {&w_}; }
+  std::string spec() const override { return "scale"; }
+  std::unique_ptr<Layer<float>> clone() const override { return std::make_unique<Scale>(*this); }
+
+ private:
+  Parameter<float> w_;
+};
+
+TEST(SteadyState, ALayerThatOverridesOnlyParametersIsTrained) {
+  Sequential<float> net;
+  net.add(Scale()).build({1});
+  net.compile(MeanSquaredError{}, SGD<float>(SGDOptions(0.25)));
+  Tensor<float> x({2, 1}), y({2, 1});
+  x[0] = 1, x[1] = 3, y[0] = 1, y[1] = 5;
+  // L = mean((2x - y)^2) = (1 + 1) / 2; dL/dw = mean(2 (2x - y) x) = (2 + 6) / 2 = 4.
+  net.train_on_batch(x, y);
+  ASSERT_EQ(net.parameters().size(), 1u);
+  EXPECT_FLOAT_EQ(net.parameters()[0]->value[0], 2.0f - 0.25f * 4.0f);
 }
 
 // ---------------------------------------------------------------------------------------------

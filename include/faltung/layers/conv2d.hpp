@@ -104,9 +104,10 @@ class Conv2D : public Layer<T> {
                              this->input_grad_needed() ? dx.data() : nullptr, workspace_);
   }
 
-  std::vector<Parameter<T>*> parameters() override {
-    if (options_.use_bias_) return {&kernel_, &bias_};
-    return {&kernel_};
+  std::vector<Parameter<T>*> parameters() override { return this->appended_parameters(); }
+  void append_parameters(std::vector<Parameter<T>*>& out) override {
+    out.push_back(&kernel_);
+    if (options_.use_bias_) out.push_back(&bias_);
   }
 
   std::string spec() const override {

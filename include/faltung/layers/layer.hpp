@@ -50,7 +50,14 @@ class Layer {
   }
   virtual void forward(const Tensor<T>& x, Tensor<T>& y) = 0;
   virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) = 0;
+  /// The layer's trainable tensors, in a fixed order. A layer with parameters overrides this
+  /// (and, to keep training steps free of allocation, append_parameters).
   virtual std::vector<Parameter<T>*> parameters() { return {}; }
+  /// Appends parameters() to `out`. Sequential gathers the parameters this way for every training
+  /// step into a vector it keeps, so Dense and Conv2D override it to append without a temporary.
+  virtual void append_parameters(std::vector<Parameter<T>*>& out) {
+    for (Parameter<T>* p : parameters()) out.push_back(p);
+  }
   virtual std::string spec() const = 0;
   /// A deep copy, parameters included (Sequential has value semantics).
   virtual std::unique_ptr<Layer<T>> clone() const = 0;
@@ -80,6 +87,13 @@ class Layer {
   }
 
  protected:
+  /// parameters() for a layer that overrides append_parameters.
+  std::vector<Parameter<T>*> appended_parameters() {
+    std::vector<Parameter<T>*> all;
+    append_parameters(all);
+    return all;
+  }
+
   /// Checks the batch tensor x against the shape the layer was built for.
   void check_input(const Tensor<T>& x) const {
     FALTUNG_CHECK(built_, type(), " '", name_, "': forward before build");

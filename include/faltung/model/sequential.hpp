@@ -216,8 +216,7 @@ class Sequential {
   /// Every parameter in layer order (kernel, then bias, of each layer).
   std::vector<Parameter<T>*> parameters() {
     std::vector<Parameter<T>*> all;
-    for (auto& l : layers_)
-      for (Parameter<T>* p : l->parameters()) all.push_back(p);
+    for (auto& l : layers_) l->append_parameters(all);
     return all;
   }
   std::size_t parameter_count() {
@@ -231,7 +230,7 @@ class Sequential {
     return n;
   }
   void zero_grad() {
-    for (Parameter<T>* p : parameters()) p->zero_grad();
+    for (Parameter<T>* p : step_parameters()) p->zero_grad();
   }
   /// Freezes (false) or unfreezes every layer from `first` to `last` (exclusive).
   void set_trainable(bool on, std::size_t first = 0, std::size_t last = std::size_t(-1)) {
@@ -334,7 +333,7 @@ class Sequential {
     if (!std::isfinite(loss)) return r;  // the caller decides; no step on a non-finite loss
     zero_grad();
     backward(loss_grad_);
-    optimizer_->step(parameters());
+    optimizer_->step(step_parameters());
     return r;
   }
 
@@ -623,19 +622,27 @@ class Sequential {
     return v;
   }
 
+  /// parameters(), gathered into a vector the model keeps, so that a training step allocates
+  /// nothing. Gathered afresh on every call: it never outlives a change of layers or a copy.
+  const std::vector<Parameter<T>*>& step_parameters() {
+    step_parameters_.clear();
+    for (auto& l : layers_) l->append_parameters(step_parameters_);
+    return step_parameters_;
+  }
+
   bool weights_finite() {
-    for (Parameter<T>* p : parameters())
+    for (Parameter<T>* p : step_parameters())
       if (!p->value.as_vector().allFinite()) return false;
     return true;
   }
 
   void snapshot_into(std::vector<Tensor<T>>& w) {
-    auto params = parameters();
+    const auto& params = step_parameters();
     w.resize(params.size());
     for (std::size_t i = 0; i < params.size(); ++i) w[i] = params[i]->value;  // reuses w's memory
   }
   void restore_from(const std::vector<Tensor<T>>& w) {
-    auto params = parameters();
+    const auto& params = step_parameters();
     for (std::size_t i = 0; i < params.size() && i < w.size(); ++i) params[i]->value = w[i];
   }
 
@@ -643,6 +650,7 @@ class Sequential {
   std::vector<Tensor<T>> outputs_;  // outputs_[i]: output of layer i in the latest forward
   Tensor<T> grad_buffers_[2];        // the gradient ping-pongs between these in backward
   Tensor<T> loss_grad_, batch_x_, batch_y_;
+  std::vector<Parameter<T>*> step_parameters_;  // see step_parameters()
   const Tensor<T>* input_ = nullptr;
   Shape input_shape_;
   bool built_ = false;
