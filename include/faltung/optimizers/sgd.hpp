@@ -72,25 +72,25 @@ class SGD : public Optimizer<T> {
   void update(std::size_t index, Parameter<T>& p, double lr) override {
     T* w = p.value.data();
     const T* g = p.grad.data();
-    const std::size_t n = p.value.size();
     const T rate = T(lr);
-    if (options_.momentum() == 0) {
-      for (std::size_t k = 0; k < n; ++k) w[k] -= rate * g[k];
-      return;
-    }
-    T* v = velocity_[index].data();
     const T m = T(options_.momentum());
-    if (options_.nesterov()) {
-      for (std::size_t k = 0; k < n; ++k) {
-        v[k] = m * v[k] - rate * g[k];
-        w[k] += m * v[k] - rate * g[k];
+    T* v = options_.momentum() > 0 ? velocity_[index].data() : nullptr;  // plain SGD keeps no velocity
+    const bool nesterov = options_.nesterov();
+    detail::for_each_update_block<T>(p.value.size(), [=](std::size_t k0, std::size_t k1, T*) {
+      if (!v) {
+        for (std::size_t k = k0; k < k1; ++k) w[k] -= rate * g[k];
+      } else if (nesterov) {
+        for (std::size_t k = k0; k < k1; ++k) {
+          v[k] = m * v[k] - rate * g[k];
+          w[k] += m * v[k] - rate * g[k];
+        }
+      } else {
+        for (std::size_t k = k0; k < k1; ++k) {
+          v[k] = m * v[k] - rate * g[k];
+          w[k] += v[k];
+        }
       }
-    } else {
-      for (std::size_t k = 0; k < n; ++k) {
-        v[k] = m * v[k] - rate * g[k];
-        w[k] += v[k];
-      }
-    }
+    });
   }
 
  private:
