@@ -1,14 +1,20 @@
 // Kernel benchmarks: the FP32 FMA peak, each convolution pass at the reference shapes, max
-// pooling and dense layers. Counters: FLOP/s (GFLOP/s in the table as "G/s"), pct_peak (% of
-// the FMA peak for the same thread count, measured in this run), items_per_second (images/s).
+// pooling, dense layers, and the memory-bound rest of a training step at the reference networks'
+// shapes: a ReLU layer, dropout, the loss and each optimizer's update. Counters: FLOP/s (GFLOP/s
+// in the table as "G/s"), pct_peak (% of the FMA peak for the same thread count, measured in this
+// run), items_per_second (images/s; parameters/s for the optimizers), bytes_per_second (the
+// memory a memory-bound kernel must read and write at least).
 //
 //   FALTUNG_BENCH_THREADS=1,2 ./bench_kernels --benchmark_filter=conv
 #include <faltung/faltung.hpp>
 
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 
 #include "bench_common.hpp"
+#include "reference_networks.hpp"
 
 using namespace faltung;
 
@@ -107,6 +113,61 @@ void BM_dense(benchmark::State& state, std::size_t in, std::size_t units, std::s
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
 }
 
+/// An element-wise layer's forward and backward in training mode on (batch, shape...).
+/// `arrays`: how many input-sized arrays the two passes read and write in all.
+void BM_elementwise(benchmark::State& state, const std::function<std::unique_ptr<Layer<float>>()>& make,
+                    const Shape& shape, std::size_t batch, int arrays, int threads) {
+  set_num_threads(threads);
+  Random rng(1);
+  std::unique_ptr<Layer<float>> layer = make();
+  layer->build(shape, rng);
+  layer->set_training(true);
+  Tensor<float> x(shape.with_batch(batch)), y, dx;
+  fill_random(x, 1);
+  layer->forward(x, y);
+  Tensor<float> dy(y.shape());
+  fill_random(dy, 2);
+  for (auto _ : state) {
+    layer->forward(x, y);
+    layer->backward(x, y, dy, dx);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(arrays * x.size() * sizeof(float)));
+}
+
+/// SparseCrossEntropy with its gradient on (batch, 10) logits.
+void BM_loss(benchmark::State& state, std::size_t batch) {
+  Tensor<float> logits({batch, 10}), labels({batch}), grad;
+  fill_random(logits, 1);
+  for (std::size_t i = 0; i < batch; ++i) labels[i] = float(i % 10);
+  const SparseCrossEntropy loss;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(loss(logits, labels, &grad));
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+}
+
+/// One optimizer step over the lecture network's 1.8 M parameters. `arrays`: the parameter-sized
+/// arrays the update reads and writes (weights, gradient and the optimizer's state).
+void BM_optimizer(benchmark::State& state, const std::function<void(Sequential<float>&)>& compile, int arrays,
+                  int threads) {
+  set_num_threads(threads);
+  Sequential<float> net = faltung::make_sequential<float>(bench::reference_network_spec("notebook"), {1, 28, 28});
+  compile(net);
+  const std::vector<Parameter<float>*> params = net.parameters();
+  unsigned seed = 1;
+  for (Parameter<float>* p : params) fill_random(p->grad, seed++);
+  for (auto _ : state) {
+    net.optimizer().step(params);
+    benchmark::ClobberMemory();
+  }
+  const std::size_t n = net.parameter_count();
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(n));
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(arrays * n * sizeof(float)));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,6 +200,50 @@ int main(int argc, char** argv) {
                                "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
       bench::timed(benchmark::RegisterBenchmark(name.c_str(), BM_dense, in, units, batch, t), t);
     }
+  // The standalone ReLU on the first convolution's output; dropout where the two networks have it.
+  struct Elementwise {
+    const char* name;
+    std::function<std::unique_ptr<Layer<float>>()> make;
+    Shape shape;
+    std::size_t batch;
+    int arrays;  // ReLU: x, y | y, dy, dx. Dropout: x, y, mask | dy, mask, dx.
+  };
+  const Elementwise elementwise[] = {
+      {"relu_fwd_bwd/32x28/batch:64", [] { return std::make_unique<ActivationLayer<float>>(ActivationKind::ReLU); },
+       Shape{32, 28, 28}, 64, 5},
+      {"dropout_fwd_bwd/32x14/batch:64", [] { return std::make_unique<Dropout<float>>(0.25); }, Shape{32, 14, 14},
+       64, 6},
+      {"dropout_fwd_bwd/128x14/batch:256", [] { return std::make_unique<Dropout<float>>(0.5); }, Shape{128, 14, 14},
+       256, 6},
+      {"dropout_fwd_bwd/512/batch:256", [] { return std::make_unique<Dropout<float>>(0.5); }, Shape{512}, 256, 6},
+  };
+  for (const Elementwise& e : elementwise)
+    for (int t : threads)
+      bench::timed(benchmark::RegisterBenchmark((std::string(e.name) + "/threads:" + std::to_string(t)).c_str(),
+                                                BM_elementwise, e.make, e.shape, e.batch, e.arrays, t),
+                   t);
+  for (std::size_t batch : {64, 256})
+    benchmark::RegisterBenchmark(("sparse_cross_entropy/batch:" + std::to_string(batch)).c_str(), BM_loss, batch);
+  struct OptimizerCase {
+    const char* name;
+    std::function<void(Sequential<float>&)> compile;
+    int arrays;  // read and written: w, g, one or two state arrays, then w and the state again
+  };
+  const OptimizerCase optimizers[] = {
+      {"sgd_momentum",
+       [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, SGD<float>(SGDOptions(0.01).momentum(0.9))); }, 5},
+      {"adam", [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-3))); }, 7},
+      {"rmsprop",
+       [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, RMSProp<float>(RMSPropOptions(1e-3))); }, 5},
+      {"adagrad",
+       [](Sequential<float>& n) { n.compile(SparseCrossEntropy{}, Adagrad<float>(AdagradOptions(1e-2))); }, 5},
+  };
+  for (const OptimizerCase& o : optimizers)
+    for (int t : threads)
+      bench::timed(benchmark::RegisterBenchmark(
+                       (std::string("optimizer_step/") + o.name + "/notebook/threads:" + std::to_string(t)).c_str(),
+                       BM_optimizer, o.compile, o.arrays, t),
+                   t);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
