@@ -2,7 +2,9 @@
 // of Sequential::train_on_batch goes beyond the convolution GEMMs. Runs the same work as
 // train_on_batch (training forward, SparseCrossEntropy, zero_grad, backward, Adam step), but one
 // layer at a time with a timer around each pass, and prints milliseconds per batch (median of the
-// steps), plus the whole train_on_batch and a batch-256 inference for reference.
+// steps), plus the whole train_on_batch and a batch-256 inference for reference. A pair that
+// Sequential runs fused (a convolution and the pool after it) is timed as one, on the first
+// layer's row ("+" after its name).
 //
 //   profile_layers [small|notebook] [threads] [steps]
 //
@@ -57,6 +59,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < batch; ++i) y[i] = float(gen() % 10);
 
   std::vector<Tensor<float>> out(L), grad(2);
+  std::vector<char> fused(L, 0);  // layer i computed layer i + 1 with it, as in Sequential
   Tensor<float> dloss;
   Adam<float> adam(AdamOptions(1e-3f).epsilon(1e-7f));
   SparseCrossEntropy loss;
@@ -68,8 +71,10 @@ int main(int argc, char** argv) {
     const Tensor<float>* in = &x;
     for (std::size_t i = 0; i < L; ++i) {
       const double a = now();
-      net.layer(i).forward(*in, out[i]);
+      fused[i] = i + 1 < L && net.layer(i).forward_fused(net.layer(i + 1), *in, out[i + 1]);
+      if (!fused[i]) net.layer(i).forward(*in, out[i]);
       fwd[i].push_back(now() - a);
+      if (fused[i]) fwd[++i].push_back(0);
       in = &out[i];
     }
     double a = now();
@@ -79,11 +84,19 @@ int main(int argc, char** argv) {
     net.zero_grad();
     t_zero.push_back(now() - a);
     const Tensor<float>* dy = &dloss;
+    int next = 0;
     for (std::size_t i = L; i-- > 0;) {
       const double b = now();
-      net.layer(i).backward(i == 0 ? x : out[i - 1], out[i], *dy, grad[i % 2]);
+      const bool pair = i > 0 && fused[i - 1];
+      if (pair) bwd[i--].push_back(0);
+      const Tensor<float>& xin = i == 0 ? x : out[i - 1];
+      if (pair)
+        net.layer(i).backward_fused(net.layer(i + 1), xin, out[i + 1], *dy, grad[next]);
+      else
+        net.layer(i).backward(xin, out[i], *dy, grad[next]);
       bwd[i].push_back(now() - b);
-      dy = &grad[i % 2];
+      dy = &grad[next];
+      next ^= 1;
     }
     a = now();
     adam.step(net.parameters());
@@ -101,7 +114,7 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < L; ++i) {
     const double f = 1e3 * median(fwd[i]), b = 1e3 * median(bwd[i]);
     sf += f, sb += b;
-    std::printf("%-16s %9.3f %9.3f\n", net.layer(i).name().c_str(), f, b);
+    std::printf("%-16s %9.3f %9.3f\n", (net.layer(i).name() + (fused[i] ? "+" : "")).c_str(), f, b);
   }
   std::printf("%-16s %9.3f %9.3f\n", "sum of layers", sf, sb);
   std::printf("loss %.3f  zero_grad %.3f  adam %.3f  step total %.3f ms  -> %.0f img/s\n", 1e3 * median(t_loss),

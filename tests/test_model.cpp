@@ -339,6 +339,78 @@ TEST(Evaluate, ErrorsAreClear) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fused layers: a Conv2D with a MaxPool2D after it runs the pair in its kernels
+// (Layer::forward_fused). The same model with a `linear` layer between the two runs them one by
+// one; the two must agree bitwise: the output, every gradient, and the weights after training.
+
+template <class T>
+Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed) {
+  Tensor<T> t(shape);
+  Random rng(seed);
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = T(rng.uniform(-1.0, 1.0));
+  return t;
+}
+
+template <class T>
+void expect_fused_pool_matches_layer_by_layer(const std::string& spec, const Shape& in, std::size_t batch) {
+  const std::string apart = std::regex_replace(spec, std::regex(",pool"), ",linear,pool");
+  for (int threads : {1, 2}) {
+    const int saved = num_threads();
+    set_num_threads(threads);
+    const std::string where = spec + " on " + in.to_string() + ", batch " + std::to_string(batch) + ", " +
+                              std::to_string(threads) + " thread(s)";
+    Sequential<T> fused = make_sequential<T>(spec, in, 3), one_by_one = make_sequential<T>(apart, in, 4);
+    const auto pf = fused.parameters(), pa = one_by_one.parameters();
+    ASSERT_EQ(pf.size(), pa.size()) << where;
+    for (std::size_t i = 0; i < pf.size(); ++i) pa[i]->value = pf[i]->value;
+    const Tensor<T> x = random_tensor<T>(in.with_batch(batch), 5);
+
+    const Tensor<T> yf = fused.forward(x), ya = one_by_one.forward(x);
+    EXPECT_TRUE(bitwise_equal(yf, ya)) << where << ": forward";
+    const Tensor<T> dy = random_tensor<T>(yf.shape(), 6);
+    fused.zero_grad();
+    one_by_one.zero_grad();
+    fused.backward(dy);
+    one_by_one.backward(dy);
+    for (std::size_t i = 0; i < pf.size(); ++i)
+      EXPECT_TRUE(bitwise_equal(pf[i]->grad, pa[i]->grad)) << where << ": gradient of parameter " << i;
+
+    Tensor<T> labels({batch});
+    for (std::size_t i = 0; i < batch; ++i) labels[i] = T(i % 3);
+    fused.compile(SparseCrossEntropy{}, Adam<T>(AdamOptions(0.01)));
+    one_by_one.compile(SparseCrossEntropy{}, Adam<T>(AdamOptions(0.01)));
+    for (int step = 0; step < 3; ++step) {
+      fused.train_on_batch(x, labels);
+      one_by_one.train_on_batch(x, labels);
+    }
+    EXPECT_TRUE(bitwise_equal(weights_of(fused), weights_of(one_by_one))) << where << ": weights after 3 steps";
+    EXPECT_TRUE(bitwise_equal(fused.predict(x), one_by_one.predict(x))) << where << ": predict";
+    set_num_threads(saved);
+  }
+}
+
+TEST(FusedConvolutionAndPool, MatchesTheLayersOneByOne) {
+  // The first convolution (K = 9) on im2col, the second (K = 54) on the implicit GEMM where it
+  // is compiled; both ReLU, so the unpooled gradient is gated.
+  const std::string two_blocks = "conv:6:3:same:relu,pool:2,conv:8:3:same:relu,pool:2,flatten,dense:3";
+  expect_fused_pool_matches_layer_by_layer<float>(two_blocks, {1, 12, 12}, 5);
+  expect_fused_pool_matches_layer_by_layer<float>(two_blocks, {1, 12, 12}, 1);
+  expect_fused_pool_matches_layer_by_layer<double>(two_blocks, {1, 12, 12}, 3);
+  // Odd maps (the 2x2 pool drops a row and a column), a linear convolution before an
+  // overlapping 3x3 / stride-2 'same' pool, a strided convolution before a 2x3 pool.
+  expect_fused_pool_matches_layer_by_layer<float>(
+      "conv:5:3:same:relu,pool:2,conv:7:3:same,pool:3:s2:same,flatten,dense:3", {2, 11, 9}, 4);
+  expect_fused_pool_matches_layer_by_layer<double>(
+      "conv:5:3:same:relu,pool:2,conv:7:3:same,pool:3:s2:same,flatten,dense:3", {2, 11, 9}, 2);
+  expect_fused_pool_matches_layer_by_layer<float>("conv:4:3:s2:valid:relu,pool:2x3,flatten,dense:3", {3, 13, 15}, 3);
+}
+
+TEST(FusedConvolutionAndPool, OtherActivationsRunLayerByLayer) {
+  // tanh before the pool is not fused; the model computes what its layers say all the same.
+  expect_fused_pool_matches_layer_by_layer<float>("conv:4:3:same:tanh,pool:2,flatten,dense:3", {1, 8, 8}, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Value semantics
 
 TEST(Copy, TrainingTheCopyLeavesTheOriginalUnchanged) {

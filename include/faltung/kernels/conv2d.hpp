@@ -24,6 +24,9 @@
 // sample. Backward-weights sums over samples, so each thread accumulates into its own slice of
 // the workspace, and the slices are added in thread order afterwards, each thread adding those
 // of its own output channels: no atomics, and the same result for the same thread count.
+// A max pool can be fused behind the convolution (FusedMaxPool): each sample's output is pooled
+// while it is in cache, and its gradient unpooled there, so the full-size output never goes to
+// memory.
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -35,6 +38,7 @@
 #include "faltung/kernels/gemm.hpp"
 
 #include "faltung/kernels/geometry.hpp"
+#include "faltung/kernels/pool2d.hpp"
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
@@ -48,6 +52,40 @@ struct Conv2DParams {
   std::size_t patch_size() const { return in_channels * h.window * w.window; }  // K
   std::size_t out_pixels() const { return h.out * w.out; }                       // P
   std::size_t in_pixels() const { return h.in * w.in; }
+};
+
+/// A max pool fused behind a convolution (Sequential runs Conv2D + MaxPool2D this way). The
+/// convolution's output of each sample, (OC, OH, OW) in a per-thread buffer, is pooled into y and
+/// argmax as max_pool2d_forward would pool the whole output; backward, each sample's dZ_n is
+/// unpooled from dy in the same buffer, through the ReLU when there is one. Plane for plane the
+/// arithmetic of the separate pool, so the results are bitwise the same.
+template <class T>
+struct FusedMaxPool {
+  Pool2DParams p;                  ///< the pool, on the convolution's (OH, OW) planes
+  T* out = nullptr;                ///< forward: y (N, OC, PH, PW), the pool's output
+  std::int32_t* argmax = nullptr;  ///< (N, OC, PH, PW): written forward, read backward
+  const T* y = nullptr;            ///< backward: y from the forward (the ReLU gate)
+  const T* dy = nullptr;           ///< backward: dL/dy
+
+  std::size_t in_plane() const { return p.h.in * p.w.in; }
+  std::size_t out_plane() const { return p.h.out * p.w.out; }
+
+  /// Pools sample n's convolution output (OC, OH, OW).
+  void forward_sample(std::size_t n, const T* sample) const {
+    for (std::size_t c = 0; c < p.channels; ++c) {
+      const std::size_t plane = n * p.channels + c;
+      max_pool2d_plane(p, sample + c * in_plane(), out + plane * out_plane(), argmax + plane * out_plane());
+    }
+  }
+  /// dz (OC, OH, OW) = sample n's dL/d(convolution output): dy sent back to the winning pixels,
+  /// and with a fused ReLU only where y > 0 (y is the ReLU's output at the winning pixel).
+  void backward_sample(std::size_t n, T* dz, bool relu) const {
+    for (std::size_t c = 0; c < p.channels; ++c) {
+      const std::size_t plane = n * p.channels + c;
+      max_pool2d_plane_backward(p, dy + plane * out_plane(), argmax + plane * out_plane(), dz + c * in_plane(),
+                                relu ? y + plane * out_plane() : nullptr);
+    }
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -464,12 +502,12 @@ inline simd::GemmArgs taps_gemm(const float* kernel, std::size_t depth, const fl
 /// conv2d_forward's implicit-GEMM form (see above). workspace, per thread: x's padded planes |
 /// the wide output (OC, OH * Wp).
 inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const float* w, const float* b,
-                                    float* y, Tensor<float>& workspace, bool relu) {
+                                    float* y, Tensor<float>& workspace, bool relu, const FusedMaxPool<float>* pool) {
   const std::size_t K = p.patch_size(), OC = p.out_channels, OH = p.h.out, OW = p.w.out, P = OH * OW;
   const PlaneStack xs = input_planes(p);
   const std::size_t wide = OH * xs.ld, in_sample = p.in_channels * p.in_pixels();
   const int threads = std::max(1, std::min<int>(num_threads(), int(p.batch)));
-  const std::size_t per_thread = xs.size() + OC * wide;
+  const std::size_t per_thread = xs.size() + OC * wide + (pool ? OC * P : 0);
   workspace.resize({std::size_t(threads), per_thread});
   std::vector<std::ptrdiff_t>& rows = offset_table_scratch();
   rows.resize(K);
@@ -478,6 +516,7 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
   {
     float* planes = workspace.data() + std::size_t(thread_index()) * per_thread;
     float* y_wide = planes + xs.size();  // (OC, OH, Wp)
+    float* pooled_in = y_wide + OC * wide;  // (OC, OH, OW) before a fused pool
     std::fill(planes, planes + xs.size(), 0.0f);  // the borders; the interiors are rewritten per sample
     simd::GemmArgs g = taps_gemm(w, K, planes, rows.data(), y_wide, wide);  // W (OC, K) * taps of x
     g.row_init = b;
@@ -486,7 +525,9 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(p.batch); ++n) {
       xs.fill(planes, x + std::size_t(n) * in_sample);
       simd::gemm(OC, wide, g);
-      copy_rows(y_wide, xs.ld, y + std::size_t(n) * OC * P, OW, OC * OH, OW);  // drop the extra columns
+      float* out = pool ? pooled_in : y + std::size_t(n) * OC * P;
+      copy_rows(y_wide, xs.ld, out, OW, OC * OH, OW);  // drop the extra columns
+      if (pool) pool->forward_sample(std::size_t(n), out);
     }
   }
 }
@@ -498,7 +539,7 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
 /// and once, shared: the flipped kernel (C, OC * KH * KW) for dx.
 inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, const float* w, const float* y,
                                      const float* dy, bool relu, float* dw, float* db, float* dx,
-                                     Tensor<float>& workspace) {
+                                     Tensor<float>& workspace, const FusedMaxPool<float>* pool) {
   const std::size_t K = p.patch_size(), K1 = K + 1, OC = p.out_channels, C = p.in_channels;
   const std::size_t KH = p.h.window, KW = p.w.window, taps = KH * KW, OK = OC * taps;
   const std::size_t OH = p.h.out, OW = p.w.out, P = OH * OW, H = p.h.in, W = p.w.in, OCp = round_up16(OC);
@@ -510,7 +551,9 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   const std::size_t planes_size = dw ? xs.size() + x_wide : 0, dz_wide_size = dw ? OC * x_wide : 0,
                     dzt_size = dw ? x_wide * OCp : 0, part_size = dw ? K1 * OCp : 0;
   const std::size_t dz_planes_size = dx ? zs.size() : 0, dx_wide_size = dx ? C * dx_wide : 0;
-  const std::size_t per_thread = planes_size + dz_wide_size + dzt_size + part_size + dz_planes_size + dx_wide_size;
+  const std::size_t unpooled_size = pool ? OC * P : 0;
+  const std::size_t per_thread =
+      planes_size + dz_wide_size + dzt_size + part_size + dz_planes_size + dx_wide_size + unpooled_size;
   const std::size_t part_offset = planes_size + dz_wide_size + dzt_size;
   workspace.resize({std::size_t(threads) * per_thread + (dx ? C * OK : 0)});
   float* const w_flipped = workspace.data() + std::size_t(threads) * per_thread;  // (C, OC * KH * KW)
@@ -530,6 +573,7 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
     float* const part = dzt + dzt_size;            // (K + 1, OCp)
     float* const dz_planes = part + part_size;
     float* const dx_w = dz_planes + dz_planes_size;  // (C, H, Wq)
+    float* const unpooled = dx_w + dx_wide_size;     // (OC, OH, OW) dz_n from a fused pool
     if (thread_index() == 0) team = thread_count();
     // Zero every border and extra column once; per sample only the interiors are rewritten.
     std::fill(planes, planes + per_thread, 0.0f);
@@ -554,8 +598,14 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
     const simd::GemmArgs gx = taps_gemm(w_flipped, OK, dz_planes, dz_rows, dx_w, dx_wide);
     FALTUNG_OMP(for schedule(static))
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(p.batch); ++n) {
-      const float* dyn = dy + std::size_t(n) * OC * P;              // (OC, OH, OW)
-      const float* gate = relu ? y + std::size_t(n) * OC * P : nullptr;
+      const float* dyn = unpooled;  // (OC, OH, OW)
+      const float* gate = nullptr;
+      if (pool) {
+        pool->backward_sample(std::size_t(n), unpooled, relu);
+      } else {
+        dyn = dy + std::size_t(n) * OC * P;
+        gate = relu ? y + std::size_t(n) * OC * P : nullptr;
+      }
       if (dw) {
         xs.fill(planes, x + std::size_t(n) * in_sample);
         copy_rows(dyn, OW, dz_wide, xs.ld, OC * OH, OW, gate);
@@ -576,18 +626,24 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
 }  // namespace detail
 
 /// y (N, OC, OH, OW) = conv(x, w) + b, or max(that, 0) when `relu` (a fused activation: one pass
-/// over y fewer). b may be null. workspace, per thread: a (K, Pp) column buffer and an (Hp, Wp)
-/// padded plane.
+/// over y fewer). b may be null. With `pool`, y is not written (it may be null): each sample's
+/// output goes through the pool into pool->out and pool->argmax instead. workspace, per thread: a
+/// (K, Pp) column buffer, an (Hp, Wp) padded plane and, with a pool, the sample's (OC, P) output.
 template <class T>
-void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y, Tensor<T>& workspace, bool relu) {
+void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T* y, Tensor<T>& workspace, bool relu,
+                    const FusedMaxPool<T>* pool = nullptr) {
+  FALTUNG_CHECK(!pool || (pool->p.batch == p.batch && pool->p.channels == p.out_channels &&
+                          pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
+                "conv2d_forward: the fused pool's input does not match the convolution's output");
 #if FALTUNG_HAS_SIMD_GEMM
   if constexpr (detail::use_simd_gemm<T>())
-    if (detail::implicit_gemm_applies<T>(p)) return detail::conv2d_forward_implicit(p, x, w, b, y, workspace, relu);
+    if (detail::implicit_gemm_applies<T>(p))
+      return detail::conv2d_forward_implicit(p, x, w, b, y, workspace, relu, pool);
 #endif
   const std::size_t K = p.patch_size(), P = p.out_pixels(), OC = p.out_channels, Pp = detail::round_up16(P);
-  const std::size_t in_sample = p.in_channels * p.in_pixels();
+  const std::size_t in_sample = p.in_channels * p.in_pixels(), plane_size = padded_plane_size(p);
   const int threads = num_threads();
-  const std::size_t per_thread = K * Pp + padded_plane_size(p);
+  const std::size_t per_thread = K * Pp + plane_size + (pool ? OC * P : 0);
   workspace.resize({std::size_t(threads), per_thread});
   // One sample per iteration: its column buffer (K x Pp floats, 225 KiB for 32->64 on 14x14)
   // stays in L2 between im2col and the GEMM that reads it.
@@ -596,20 +652,21 @@ FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
     T* col = workspace.data() + std::size_t(thread_index()) * per_thread;  // (K, Pp)
     T* plane = col + K * Pp;                                                // (Hp, Wp)
     im2col(p, x + std::size_t(n) * in_sample, col, Pp, plane);
-    T* yn = y + std::size_t(n) * OC * P;  // (OC, P)
-#if FALTUNG_HAS_SIMD_GEMM
+    T* yn = pool ? plane + plane_size : y + std::size_t(n) * OC * P;  // (OC, P)
     if constexpr (detail::use_simd_gemm<T>()) {
+#if FALTUNG_HAS_SIMD_GEMM
       // Y_n (OC, P) = b + W (OC, K) * col (K, P)
       simd::gemm(OC, P, K, w, K, 1, col, Pp, yn, P, false, b, relu);
-      continue;
-    }
 #endif
-    RowMajorMap<T> Y(yn, Eigen::Index(OC), Eigen::Index(P));
-    Y.noalias() = ConstRowMajorMap<T>(w, Eigen::Index(OC), Eigen::Index(K)) *
-                  ConstStridedMap<T>(col, Eigen::Index(K), Eigen::Index(P), Eigen::OuterStride<>(Eigen::Index(Pp)));
-    if (b)
-      for (std::size_t o = 0; o < OC; ++o) Y.row(Eigen::Index(o)).array() += b[o];
-    if (relu) Y = Y.cwiseMax(T(0));
+    } else {
+      RowMajorMap<T> Y(yn, Eigen::Index(OC), Eigen::Index(P));
+      Y.noalias() = ConstRowMajorMap<T>(w, Eigen::Index(OC), Eigen::Index(K)) *
+                    ConstStridedMap<T>(col, Eigen::Index(K), Eigen::Index(P), Eigen::OuterStride<>(Eigen::Index(Pp)));
+      if (b)
+        for (std::size_t o = 0; o < OC; ++o) Y.row(Eigen::Index(o)).array() += b[o];
+      if (relu) Y = Y.cwiseMax(T(0));
+    }
+    if (pool) pool->forward_sample(std::size_t(n), yn);
   }
 }
 
@@ -624,7 +681,8 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
 ///   dw (OC, C, KH, KW) += corr(x, dz), db (OC) += sum dz     when dw is not null
 ///   dx (N, C, H, W) = conv^T(dz, w), overwritten             when dx is not null
 /// x (N, C, H, W) is needed for dw, w (OC, C, KH, KW) for dx, y (N, OC, OH, OW) for relu; db may
-/// be null. Per sample, dz_n (OC, P) is made once and used while it is in L2 by both products;
+/// be null. With `pool` (FusedMaxPool), dy and y are not read: dz_n is unpooled from pool->dy
+/// and gated by the pooled y. Per sample, dz_n (OC, P) is made once and used while it is in L2 by both products;
 /// a separate ReLU pass over the whole batch and a second parallel region cost more than either
 /// product on the first convolution.
 ///
@@ -637,15 +695,19 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
 /// result is the same for the same thread count.
 ///
 /// workspace, per thread: col (K + 1, Pp) (im2col of x_n with the row of ones, then dcol for
-/// dx) | plane (Hp, Wp) (im2col's and col2im's padded plane) | dyt (P, OCp) (dz_n transposed; SIMD path with K > 32) | dz (OC, P) (relu only) | partial
-/// dW: (K + 1, OCp) when transposed, else (OC, K + 1).
+/// dx) | plane (Hp, Wp) (im2col's and col2im's padded plane) | dyt (P, OCp) (dz_n transposed;
+/// SIMD path with K > 32) | dz (OC, P) (relu or pool only) | partial dW: (K + 1, OCp) when
+/// transposed, else (OC, K + 1).
 template <class T>
 void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, const T* dy, bool relu, T* dw, T* db,
-                     T* dx, Tensor<T>& workspace) {
+                     T* dx, Tensor<T>& workspace, const FusedMaxPool<T>* pool = nullptr) {
+  FALTUNG_CHECK(!pool || (pool->p.batch == p.batch && pool->p.channels == p.out_channels &&
+                          pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
+                "conv2d_backward: the fused pool's input does not match the convolution's output");
 #if FALTUNG_HAS_SIMD_GEMM
   if constexpr (detail::use_simd_gemm<T>())
     if (detail::implicit_gemm_applies<T>(p))
-      return detail::conv2d_backward_implicit(p, x, w, y, dy, relu, dw, db, dx, workspace);
+      return detail::conv2d_backward_implicit(p, x, w, y, dy, relu, dw, db, dx, workspace, pool);
 #endif
   const std::size_t K = p.patch_size(), K1 = K + 1, P = p.out_pixels(), OC = p.out_channels;
   const std::size_t Pp = detail::round_up16(P), OCp = detail::round_up16(OC), in_sample = p.in_channels * p.in_pixels();
@@ -655,7 +717,7 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
   // Two SIMD forms for dW (see the loop): with few patch rows (K <= 32, a first layer) the
   // dot-product form on dz and col as they are; otherwise the broadcast form on a transposed dz.
   const bool transposed = weights && simd_path && K > 32;
-  const std::size_t col_size = K1 * Pp, dyt_size = transposed ? P * OCp : 0, dz_size = relu ? OC * P : 0;
+  const std::size_t col_size = K1 * Pp, dyt_size = transposed ? P * OCp : 0, dz_size = relu || pool ? OC * P : 0;
   const std::size_t dw_size = !weights ? 0 : transposed ? K1 * OCp : OC * K1;
   const std::size_t plane_size = padded_plane_size(p);
   const std::size_t per_thread = col_size + plane_size + dyt_size + dz_size + dw_size;
@@ -676,12 +738,13 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
     }
     FALTUNG_OMP(for schedule(static))
     for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(p.batch); ++n) {
-      const T* dyn = dy + std::size_t(n) * OC * P;  // (OC, P)
-      const T* dzn = dyn;
-      if (relu) {
-        const T* yn = y + std::size_t(n) * OC * P;  // (OC, P)
-        detail::copy_row(dz_t, dyn, OC * P, yn);
-        dzn = dz_t;
+      const T* dzn = dz_t;  // (OC, P)
+      if (pool) {
+        pool->backward_sample(std::size_t(n), dz_t, relu);
+      } else if (relu) {
+        detail::copy_row(dz_t, dy + std::size_t(n) * OC * P, OC * P, y + std::size_t(n) * OC * P);
+      } else {
+        dzn = dy + std::size_t(n) * OC * P;
       }
       if (weights) {
         im2col(p, x + std::size_t(n) * in_sample, col, Pp, plane);

@@ -124,43 +124,67 @@ void max_pool2x2_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* 
   }
 }
 
+/// Whether the pool is the common 2x2 window with stride 2 inside the input (max_pool2x2_plane).
+inline bool is_pool2x2(const Pool2DParams& p) {
+  return p.h.window == 2 && p.w.window == 2 && p.h.stride == 2 && p.w.stride == 2 && p.h.pad_before == 0 &&
+         p.w.pad_before == 0 && 2 * p.h.out <= p.h.in && 2 * p.w.out <= p.w.in;
+}
+
+/// One plane of max_pool2d_forward: xp (H, W), yp and ap (OH, OW). Also what a convolution with
+/// the pool fused behind it (kernels/conv2d.hpp) runs on each plane of its output.
+template <class T>
+void max_pool2d_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* ap) {
+  if (is_pool2x2(p)) {
+    max_pool2x2_plane(p, xp, yp, ap);
+    return;
+  }
+  for (std::size_t i = 0; i < p.h.out; ++i) {
+    // Clip the window to the input: padding never wins, so it need not be read.
+    const std::ptrdiff_t r0 = std::ptrdiff_t(i * p.h.stride) - std::ptrdiff_t(p.h.pad_before);
+    const std::size_t r_begin = std::size_t(std::max<std::ptrdiff_t>(r0, 0));
+    const std::size_t r_end = std::size_t(std::min<std::ptrdiff_t>(r0 + std::ptrdiff_t(p.h.window), std::ptrdiff_t(p.h.in)));
+    for (std::size_t j = 0; j < p.w.out; ++j) {
+      const std::ptrdiff_t s0 = std::ptrdiff_t(j * p.w.stride) - std::ptrdiff_t(p.w.pad_before);
+      const std::size_t s_begin = std::size_t(std::max<std::ptrdiff_t>(s0, 0));
+      const std::size_t s_end = std::size_t(std::min<std::ptrdiff_t>(s0 + std::ptrdiff_t(p.w.window), std::ptrdiff_t(p.w.in)));
+      T best = -std::numeric_limits<T>::infinity();
+      std::size_t best_index = r_begin * p.w.in + s_begin;
+      for (std::size_t r = r_begin; r < r_end; ++r)
+        for (std::size_t s = s_begin; s < s_end; ++s) {
+          const T v = xp[r * p.w.in + s];
+          if (replaces_max(v, best)) {
+            best = v;
+            best_index = r * p.w.in + s;
+          }
+        }
+      yp[i * p.w.out + j] = best;
+      ap[i * p.w.out + j] = std::int32_t(best_index);
+    }
+  }
+}
+
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y, std::int32_t* argmax) {
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
-  const bool two_by_two = p.h.window == 2 && p.w.window == 2 && p.h.stride == 2 && p.w.stride == 2 &&
-                          p.h.pad_before == 0 && p.w.pad_before == 0 && 2 * p.h.out <= p.h.in && 2 * p.w.out <= p.w.in;
 FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
-  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane) {
-    const T* xp = x + std::size_t(plane) * in_plane;
-    T* yp = y + std::size_t(plane) * out_plane;
-    std::int32_t* ap = argmax + std::size_t(plane) * out_plane;
-    if (two_by_two) {
-      max_pool2x2_plane(p, xp, yp, ap);
-      continue;
-    }
-    for (std::size_t i = 0; i < p.h.out; ++i) {
-      // Clip the window to the input: padding never wins, so it need not be read.
-      const std::ptrdiff_t r0 = std::ptrdiff_t(i * p.h.stride) - std::ptrdiff_t(p.h.pad_before);
-      const std::size_t r_begin = std::size_t(std::max<std::ptrdiff_t>(r0, 0));
-      const std::size_t r_end = std::size_t(std::min<std::ptrdiff_t>(r0 + std::ptrdiff_t(p.h.window), std::ptrdiff_t(p.h.in)));
-      for (std::size_t j = 0; j < p.w.out; ++j) {
-        const std::ptrdiff_t s0 = std::ptrdiff_t(j * p.w.stride) - std::ptrdiff_t(p.w.pad_before);
-        const std::size_t s_begin = std::size_t(std::max<std::ptrdiff_t>(s0, 0));
-        const std::size_t s_end = std::size_t(std::min<std::ptrdiff_t>(s0 + std::ptrdiff_t(p.w.window), std::ptrdiff_t(p.w.in)));
-        T best = -std::numeric_limits<T>::infinity();
-        std::size_t best_index = r_begin * p.w.in + s_begin;
-        for (std::size_t r = r_begin; r < r_end; ++r)
-          for (std::size_t s = s_begin; s < s_end; ++s) {
-            const T v = xp[r * p.w.in + s];
-            if (replaces_max(v, best)) {
-              best = v;
-              best_index = r * p.w.in + s;
-            }
-          }
-        yp[i * p.w.out + j] = best;
-        ap[i * p.w.out + j] = std::int32_t(best_index);
-      }
-    }
+  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane)
+    max_pool2d_plane(p, x + std::size_t(plane) * in_plane, y + std::size_t(plane) * out_plane,
+                     argmax + std::size_t(plane) * out_plane);
+}
+
+/// One plane of max_pool2d_backward: dxp (H, W) is overwritten. With `gate` (the plane of the
+/// pool's output y), an output's gradient passes only where its y > 0: the gradient through a
+/// ReLU before the pool, whose output at the winning pixel is that y.
+template <class T>
+void max_pool2d_plane_backward(const Pool2DParams& p, const T* dyp, const std::int32_t* ap, T* dxp,
+                               const T* gate = nullptr) {
+  const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
+  for (std::size_t k = 0; k < in_plane; ++k) dxp[k] = T(0);
+  if (gate) {
+    for (std::size_t k = 0; k < out_plane; ++k)
+      if (gate[k] > T(0)) dxp[ap[k]] += dyp[k];
+  } else {
+    for (std::size_t k = 0; k < out_plane; ++k) dxp[ap[k]] += dyp[k];
   }
 }
 
@@ -169,13 +193,9 @@ template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* dy, const std::int32_t* argmax, T* dx) {
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
 FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
-  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane) {
-    T* dxp = dx + std::size_t(plane) * in_plane;
-    const T* dyp = dy + std::size_t(plane) * out_plane;
-    const std::int32_t* ap = argmax + std::size_t(plane) * out_plane;
-    for (std::size_t k = 0; k < in_plane; ++k) dxp[k] = T(0);
-    for (std::size_t k = 0; k < out_plane; ++k) dxp[ap[k]] += dyp[k];
-  }
+  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane)
+    max_pool2d_plane_backward(p, dy + std::size_t(plane) * out_plane, argmax + std::size_t(plane) * out_plane,
+                              dx + std::size_t(plane) * in_plane);
 }
 
 }  // namespace kernels

@@ -11,6 +11,8 @@
 // One batch flows through it like this (train_on_batch): forward through each layer into
 // outputs_[i]; the loss gives dL/d(output); backward runs the layers in reverse, ping-ponging
 // the gradient between two buffers and adding into each parameter's grad; the optimizer steps.
+// A layer may compute the next one with it (Layer::forward_fused: a Conv2D with a MaxPool2D
+// after it), both passes; the numbers are the same as layer by layer.
 // All buffers are kept across batches, so the steady state allocates nothing.
 //
 // Sequential has value semantics: copying one copies every layer and its weights.
@@ -270,8 +272,16 @@ class Sequential {
                   ", got a batch of shape ", x.shape());
     input_ = &x;
     const Tensor<T>* in = &x;
+    fused_.assign(layers_.size(), 0);  // keeps its capacity
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      layers_[i]->forward(*in, outputs_[i]);
+      // A layer that computes the next one with it (Conv2D + MaxPool2D) leaves its own output
+      // unwritten; fused_ tells backward.
+      if (i + 1 < layers_.size() && layers_[i]->forward_fused(*layers_[i + 1], *in, outputs_[i + 1])) {
+        fused_[i] = 1;
+        ++i;
+      } else {
+        layers_[i]->forward(*in, outputs_[i]);
+      }
       in = &outputs_[i];
     }
     return *in;
@@ -284,11 +294,18 @@ class Sequential {
     FALTUNG_CHECK(doutput.shape() == outputs_.back().shape(), "Sequential::backward: gradient of shape ",
                   doutput.shape(), " for an output of shape ", outputs_.back().shape());
     const Tensor<T>* dy = &doutput;
+    int next = 0;  // the buffer dx goes to: the one dy is not in
     for (std::size_t i = layers_.size(); i-- > 0;) {
-      Tensor<T>& dx = grad_buffers_[i % 2];
+      Tensor<T>& dx = grad_buffers_[next];
+      const bool fused = i > 0 && fused_[i - 1];
+      if (fused) --i;  // layers i and i + 1 ran as one
       const Tensor<T>& x = i == 0 ? *input_ : outputs_[i - 1];
-      layers_[i]->backward(x, outputs_[i], *dy, dx);
+      if (fused)
+        layers_[i]->backward_fused(*layers_[i + 1], x, outputs_[i + 1], *dy, dx);
+      else
+        layers_[i]->backward(x, outputs_[i], *dy, dx);
       dy = &dx;
+      next ^= 1;
     }
   }
 
@@ -648,6 +665,7 @@ class Sequential {
 
   std::vector<std::unique_ptr<Layer<T>>> layers_;
   std::vector<Tensor<T>> outputs_;  // outputs_[i]: output of layer i in the latest forward
+  std::vector<char> fused_;         // fused_[i]: layer i computed layer i + 1 with it (outputs_[i] unused)
   Tensor<T> grad_buffers_[2];        // the gradient ping-pongs between these in backward
   Tensor<T> loss_grad_, batch_x_, batch_y_;
   std::vector<Parameter<T>*> step_parameters_;  // see step_parameters()
