@@ -420,6 +420,8 @@ const std::vector<PoolShape>& pool_shapes() {
       {2, 1, 10, 3, 2, 2, 3, 3, Padding::Valid},
       // 2x2 rows wider than one AVX-512 step (OW = 35, 18): full steps and a ragged end.
       {2, 3, 6, 70, 2, 2, 2, 2, Padding::Valid},  {1, 2, 5, 37, 2, 2, 2, 2, Padding::Valid},
+      // Long rows (several AVX-512 steps) with an odd last row and column.
+      {1, 2, 5, 141, 2, 2, 2, 2, Padding::Valid},
   };
   return shapes;
 }
@@ -441,13 +443,25 @@ void check_pool(const PoolShape& s, Random& rng, bool ties) {
   EXPECT_TRUE(bitwise_equal(y, y_ref)) << "forward";
   EXPECT_EQ(a, a_ref) << "argmax (first maximum in row-major order)";
 
+  // Negative zeros too (dropout's backward makes them): each pixel is 0 plus its gradients.
+  for (std::size_t k = 3; k < ny; k += 7) dy[k] = -T(0);
   std::vector<T> dx(nx, T(3)), dx_ref(nx, T(0));  // dx is overwritten
+  std::vector<T> dx_gated(nx, T(3)), dx_gated_ref(nx, T(0));
   for (std::size_t plane = 0; plane < p.planes(); ++plane)
-    for (std::size_t k = 0; k < p.h.out * p.w.out; ++k)
-      dx_ref[plane * p.h.in * p.w.in + std::size_t(a_ref[plane * p.h.out * p.w.out + k])] +=
-          dy[plane * p.h.out * p.w.out + k];
+    for (std::size_t k = 0; k < p.h.out * p.w.out; ++k) {
+      const std::size_t o = plane * p.h.out * p.w.out + k;
+      const std::size_t winner = plane * p.h.in * p.w.in + std::size_t(a_ref[o]);
+      dx_ref[winner] += dy[o];
+      if (y_ref[o] > T(0)) dx_gated_ref[winner] += dy[o];  // through a ReLU before the pool
+    }
   max_pool2d_backward(p, dy.data(), a.data(), dx.data());
   EXPECT_TRUE(bitwise_equal(dx, dx_ref)) << "backward";
+  // The gated form a convolution with a fused ReLU and pool runs, plane by plane.
+  const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
+  for (std::size_t plane = 0; plane < p.planes(); ++plane)
+    max_pool2d_plane_backward(p, dy.data() + plane * out_plane, a.data() + plane * out_plane,
+                              dx_gated.data() + plane * in_plane, y.data() + plane * out_plane);
+  EXPECT_TRUE(bitwise_equal(dx_gated, dx_gated_ref)) << "backward gated by y > 0";
 }
 
 /// Expects got[r * ld + c], for the rows x cols of a product, to be init(r, c) + sum_k a(r, k) *
