@@ -21,6 +21,7 @@
 
 #include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/conv2d.hpp"
+#include "faltung/kernels/copy.hpp"
 #include "faltung/kernels/dense.hpp"
 #include "faltung/kernels/dropout.hpp"
 #include "faltung/kernels/pool2d.hpp"
@@ -699,6 +700,29 @@ TEST(ElementwiseKernels, SameResultForOneAndTwoThreads) {
   }
   EXPECT_TRUE(bitwise_equal(mask[0], mask[1]));
   EXPECT_TRUE(bitwise_equal(dropped[0], dropped[1]));
+}
+
+TEST(CopyKernels, EveryElementOnceAndNothingBesideForAnyThreadCount) {
+  ThreadCountGuard guard;
+  // Sizes on both sides of the serial threshold, odd ones that do not split evenly, and none.
+  for (const std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(65535), std::size_t(65536),
+                              std::size_t(65537), std::size_t(200003)}) {
+    std::vector<float> src(n);
+    for (std::size_t i = 0; i < n; ++i) src[i] = float(i % 4099) - 7.5f;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE("n = " + std::to_string(n) + ", threads = " + std::to_string(threads));
+      set_num_threads(threads);
+      std::vector<float> dst(n + 2, -1.0f);  // one guard element each side
+      parallel_copy(src.data(), n, dst.data() + 1);
+      EXPECT_EQ(dst.front(), -1.0f);
+      EXPECT_EQ(dst.back(), -1.0f);
+      EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin() + 1));
+      parallel_fill(dst.data() + 1, n, 3.0f);
+      EXPECT_EQ(dst.front(), -1.0f);
+      EXPECT_EQ(dst.back(), -1.0f);
+      EXPECT_EQ(std::count(dst.begin() + 1, dst.end() - 1, 3.0f), std::ptrdiff_t(n));
+    }
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "faltung/kernels/copy.hpp"
 #include "faltung/tensor.hpp"
 
 namespace faltung {
@@ -18,7 +19,7 @@ struct Parameter {
   Parameter() = default;
   Parameter(std::string name_, const Shape& shape) : name(std::move(name_)), value(shape), grad(shape) {}
 
-  void zero_grad() { grad.set_zero(); }
+  void zero_grad() { kernels::parallel_fill(grad.data(), grad.size(), T(0)); }
 };
 
 }  // namespace faltung

@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/blocks.hpp"
 #include "faltung/kernels/gemm.hpp"
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
@@ -42,16 +43,9 @@ using ConstDenseMatrix = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen
 template <class Block>
 void for_row_blocks(std::size_t rows, std::size_t work, const Block& block) {
   const int threads = int(std::min<std::size_t>(std::size_t(num_threads()), std::max<std::size_t>(rows, 1)));
-  if (threads <= 1 || work < 65536) {
-    block(std::size_t(0), rows);
-    return;
-  }
-  FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
-  for (int t = 0; t < threads; ++t) {
-    const std::size_t first = rows * std::size_t(t) / std::size_t(threads);
-    const std::size_t last = rows * std::size_t(t + 1) / std::size_t(threads);
+  for_each_block(rows, work < 65536 ? 1 : threads, [&](std::size_t first, std::size_t last) {
     if (last > first) block(first, last - first);
-  }
+  });
 }
 
 /// y (n, units) = x (n, in) * w (in, units)

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "faltung/kernels/copy.hpp"
 #include "faltung/kernels/dropout.hpp"
 #include "faltung/layers/layer.hpp"
 
@@ -33,7 +34,7 @@ class Dropout : public Layer<T> {
     this->check_input(x);
     y.resize(x.shape());
     if (!this->training() || rate_ == 0.0) {
-      std::copy(x.begin(), x.end(), y.begin());
+      kernels::parallel_copy(x.data(), x.size(), y.data());
       masked_ = false;
       return;
     }
@@ -50,7 +51,7 @@ class Dropout : public Layer<T> {
     if (masked_)
       kernels::dropout_backward(dy.data(), mask_.data(), dx.data(), dy.size());
     else
-      std::copy(dy.begin(), dy.end(), dx.begin());
+      kernels::parallel_copy(dy.data(), dy.size(), dx.data());
   }
 
   /// For gradient checking: every training forward reuses the same mask instead of drawing a

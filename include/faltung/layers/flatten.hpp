@@ -3,10 +3,10 @@
 // Note that Keras flattens channels-last images in (row, column, channel) order; weights of a
 // Dense after Flatten are therefore not interchangeable with a Keras model's.
 
-#include <algorithm>
 #include <memory>
 #include <string>
 
+#include "faltung/kernels/copy.hpp"
 #include "faltung/layers/layer.hpp"
 
 namespace faltung {
@@ -23,13 +23,13 @@ class Flatten : public Layer<T> {
   void forward(const Tensor<T>& x, Tensor<T>& y) override {
     this->check_input(x);
     y.resize(this->output_shape_.with_batch(x.dim(0)));
-    std::copy(x.begin(), x.end(), y.begin());
+    kernels::parallel_copy(x.data(), x.size(), y.data());
   }
 
   void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
     dx.resize(x.shape());
-    std::copy(dy.begin(), dy.end(), dx.begin());
+    kernels::parallel_copy(dy.data(), dy.size(), dx.data());
   }
 
   std::string spec() const override { return "flatten"; }
