@@ -114,9 +114,10 @@ void BM_dense(benchmark::State& state, std::size_t in, std::size_t units, std::s
 }
 
 /// An element-wise layer's forward and backward in training mode on (batch, shape...).
-/// `arrays`: how many input-sized arrays the two passes read and write in all.
+/// `arrays`: how many input-sized float arrays the two passes read and write in all (a mask of
+/// bytes counts a quarter).
 void BM_elementwise(benchmark::State& state, const std::function<std::unique_ptr<Layer<float>>()>& make,
-                    const Shape& shape, std::size_t batch, int arrays, int threads) {
+                    const Shape& shape, std::size_t batch, double arrays, int threads) {
   set_num_threads(threads);
   Random rng(1);
   std::unique_ptr<Layer<float>> layer = make();
@@ -133,7 +134,7 @@ void BM_elementwise(benchmark::State& state, const std::function<std::unique_ptr
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
-  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(arrays * x.size() * sizeof(float)));
+  state.SetBytesProcessed(std::int64_t(double(state.iterations()) * arrays * double(x.size() * sizeof(float))));
 }
 
 /// SparseCrossEntropy with its gradient on (batch, 10) logits.
@@ -206,16 +207,16 @@ int main(int argc, char** argv) {
     std::function<std::unique_ptr<Layer<float>>()> make;
     Shape shape;
     std::size_t batch;
-    int arrays;  // ReLU: x, y | y, dy, dx. Dropout: x, y, mask | dy, mask, dx.
+    double arrays;  // ReLU: x, y | y, dy, dx. Dropout: x, y, keep (bytes) | dy, keep, dx.
   };
   const Elementwise elementwise[] = {
       {"relu_fwd_bwd/32x28/batch:64", [] { return std::make_unique<ActivationLayer<float>>(ActivationKind::ReLU); },
        Shape{32, 28, 28}, 64, 5},
       {"dropout_fwd_bwd/32x14/batch:64", [] { return std::make_unique<Dropout<float>>(0.25); }, Shape{32, 14, 14},
-       64, 6},
+       64, 4.5},
       {"dropout_fwd_bwd/128x14/batch:256", [] { return std::make_unique<Dropout<float>>(0.5); }, Shape{128, 14, 14},
-       256, 6},
-      {"dropout_fwd_bwd/512/batch:256", [] { return std::make_unique<Dropout<float>>(0.5); }, Shape{512}, 256, 6},
+       256, 4.5},
+      {"dropout_fwd_bwd/512/batch:256", [] { return std::make_unique<Dropout<float>>(0.5); }, Shape{512}, 256, 4.5},
   };
   for (const Elementwise& e : elementwise)
     for (int t : threads)

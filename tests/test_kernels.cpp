@@ -691,11 +691,12 @@ TEST(ElementwiseKernels, SameResultForOneAndTwoThreads) {
     }
 
   // Dropout: counter-based, so the mask does not depend on the thread count.
-  std::vector<double> dropped[2], mask[2];
+  std::vector<double> dropped[2];
+  std::vector<std::uint8_t> mask[2];
   for (int t = 0; t < 2; ++t) {
     set_num_threads(t + 1);
     dropped[t].assign(x.size(), 0.0);
-    mask[t].assign(x.size(), 0.0);
+    mask[t].assign(x.size(), 2);
     dropout_forward(x.data(), dropped[t].data(), mask[t].data(), x.size(), 0.3, 1234);
   }
   EXPECT_TRUE(bitwise_equal(mask[0], mask[1]));

@@ -2,8 +2,10 @@
 // Dropout(rate): inverted dropout in training (kernels/dropout.hpp), the identity in inference.
 // A rate of 0 is the identity in both modes.
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "faltung/kernels/copy.hpp"
 #include "faltung/kernels/dropout.hpp"
@@ -38,9 +40,9 @@ class Dropout : public Layer<T> {
       masked_ = false;
       return;
     }
-    mask_.resize(x.shape());
+    keep_.resize(x.size());  // grows once, then reused: capacity is kept
     // Each call takes a fresh, non-overlapping block of the counter space.
-    kernels::dropout_forward(x.data(), y.data(), mask_.data(), x.size(), rate_, seed_);
+    kernels::dropout_forward(x.data(), y.data(), keep_.data(), x.size(), rate_, seed_);
     if (!repeat_mask_) seed_ = splitmix64(seed_ ^ 0xD1B54A32D192ED03ull);
     masked_ = true;
   }
@@ -49,7 +51,7 @@ class Dropout : public Layer<T> {
     if (!this->input_grad_needed()) return;
     dx.resize(x.shape());
     if (masked_)
-      kernels::dropout_backward(dy.data(), mask_.data(), dx.data(), dy.size());
+      kernels::dropout_backward(dy.data(), keep_.data(), dx.data(), dy.size(), rate_);
     else
       kernels::parallel_copy(dy.data(), dy.size(), dx.data());
   }
@@ -69,7 +71,7 @@ class Dropout : public Layer<T> {
   std::uint64_t seed_ = 0;
   bool masked_ = false;
   bool repeat_mask_ = false;
-  Tensor<T> mask_;  // (N, ...) 0 or 1 / (1 - rate) per element, from the latest training forward
+  std::vector<std::uint8_t> keep_;  // (N, ...) 1 where the latest training forward kept the element
 };
 
 }  // namespace faltung
