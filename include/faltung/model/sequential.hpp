@@ -35,6 +35,7 @@
 
 #include "faltung/io/model_file.hpp"
 #include "faltung/kernels/activation.hpp"
+#include "faltung/kernels/copy.hpp"
 #include "faltung/layers/layer.hpp"
 #include "faltung/model/callbacks.hpp"
 #include "faltung/model/history.hpp"
@@ -441,7 +442,7 @@ class Sequential {
     Shape s = src.shape();
     s[0] = count;
     dst.resize(s);
-    std::copy(src.data() + first * per, src.data() + (first + count) * per, dst.data());
+    kernels::parallel_copy(src.data() + first * per, count * per, dst.data());
   }
   /// dst = the rows of src listed in idx[first, first + count).
   static void gather_rows(const Tensor<T>& src, const std::vector<std::size_t>& idx, std::size_t first,
@@ -450,8 +451,11 @@ class Sequential {
     Shape s = src.shape();
     s[0] = count;
     dst.resize(s);
-    for (std::size_t i = 0; i < count; ++i)
-      std::copy(src.data() + idx[first + i] * per, src.data() + (idx[first + i] + 1) * per, dst.data() + i * per);
+    // Split by rows, as parallel_copy splits by elements: a batch is a serial pass otherwise.
+    kernels::for_each_block(count, kernels::memory_blocks(count * per), [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i)
+        std::copy(src.data() + idx[first + i] * per, src.data() + (idx[first + i] + 1) * per, dst.data() + i * per);
+    });
   }
 
   Evaluation evaluate_range(const Tensor<T>& x, const Tensor<T>& y, std::size_t first, std::size_t count,
