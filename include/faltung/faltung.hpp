@@ -30,5 +30,7 @@
 
 #include "faltung/data/idx.hpp"
 #include "faltung/data/fashion_mnist.hpp"
+#include "faltung/data/tabular.hpp"
+#include "faltung/data/csv.hpp"
 
 #include "faltung/testing/gradcheck.hpp"
