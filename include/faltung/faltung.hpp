@@ -32,5 +32,9 @@
 #include "faltung/data/fashion_mnist.hpp"
 #include "faltung/data/tabular.hpp"
 #include "faltung/data/csv.hpp"
+#include "faltung/data/standard_scaler.hpp"
+#include "faltung/data/train_test_split.hpp"
+#include "faltung/data/make_classification.hpp"
+#include "faltung/data/make_friedman1.hpp"
 
 #include "faltung/testing/gradcheck.hpp"

@@ -101,4 +101,11 @@ class Random {
   bool has_spare_normal_ = false;
 };
 
+/// A generator for one stream of a computation seeded once: stream 0, 1, 2, ... of the same seed
+/// are independent of each other. A data generator draws each stage (features, label noise,
+/// order) from its own stream, so that changing one option changes only what depends on it.
+inline Random stream_random(std::uint64_t seed, std::uint64_t stream) {
+  return Random(splitmix64(seed ^ (0x6A09E667F3BCC909ull * (stream + 1))));
+}
+
 }  // namespace faltung
