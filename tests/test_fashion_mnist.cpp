@@ -27,7 +27,7 @@
 #include "plots.hpp"
 #include "report.hpp"
 #include "run.hpp"
-#include "svg_plot.hpp"
+#include "common/svg_plot.hpp"
 #endif
 
 namespace {
@@ -191,7 +191,7 @@ TEST(XmlCheck, RejectsWhatIsNotWellFormed) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// svg_plot.hpp
+// common/svg_plot.hpp
 
 TEST(SvgPlot, EscapesText) {
   EXPECT_EQ(fmnist::svg::xml_escape("T-shirt/top & <b> \"x\" 'y'"),

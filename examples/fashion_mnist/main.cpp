@@ -8,7 +8,7 @@
 //   fashion_mnist --sweep runs.txt --out sweep_out
 //
 // The pieces: options.hpp (command line, presets, sweep files), run.hpp (one run), report.hpp
-// (results.md, sweep tables), plots.hpp and svg_plot.hpp (the SVG plots).
+// (results.md, sweep tables), plots.hpp and ../common/svg_plot.hpp (the SVG plots).
 
 #include <CLI/CLI.hpp>
 #include <chrono>

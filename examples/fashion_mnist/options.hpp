@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/cli.hpp"
+
 namespace fmnist {
 
 /// The default network: the small CNN of the Keras examples with lighter dropout (0.2, 0.2,
@@ -103,39 +105,12 @@ inline const std::vector<std::string>& program_option_names() {
 }
 
 namespace detail {
-/// A validator that checks without adding its description to the help's type column: the
-/// option's help text says the range in words.
-inline CLI::Validator quiet(CLI::Validator v) { return v.description(""); }
-
-/// A number in [lo, hi] (whole when `whole`), with a message that says what is wrong with the
-/// value ("--lr: '-1' is not a positive number") rather than CLI11's generic range text.
-inline CLI::Validator number(double lo, double hi, bool whole, bool lo_open, const std::string& what) {
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        std::size_t used = 0;
-        double v = 0;
-        try {
-          v = std::stod(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        const bool ok = used == text.size() && !text.empty() && std::isfinite(v) && (lo_open ? v > lo : v >= lo) &&
-                        v <= hi && (!whole || v == std::floor(v));
-        return ok ? std::string() : "'" + text + "' is not " + what;
-      },
-      "", "number");
-}
-inline CLI::Validator positive(const std::string& what = "a positive number") {
-  return number(0, std::numeric_limits<double>::max(), false, true, what);
-}
-inline CLI::Validator whole_in(double lo, double hi) {
-  std::ostringstream what;
-  what << "a whole number from " << lo << " to " << hi;
-  return number(lo, hi, true, false, what.str());
-}
-inline CLI::Validator real_in(double lo, double hi, const std::string& what) {
-  return number(lo, hi, false, false, what);
-}
+// The validators every example shares (common/cli.hpp).
+using faltung_examples::cli::number;
+using faltung_examples::cli::positive;
+using faltung_examples::cli::quiet;
+using faltung_examples::cli::real_in;
+using faltung_examples::cli::whole_in;
 }  // namespace detail
 
 /// Adds the training options, bound to `c`, to `app`.

@@ -1,5 +1,6 @@
 #pragma once
-// The example's plots, from a History and test-set predictions, drawn with svg_plot.hpp.
+// The example's plots, from a History and test-set predictions, drawn with the examples' shared
+// SVG writer (../common/svg_plot.hpp).
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "svg_plot.hpp"
+#include "common/svg_plot.hpp"
 
 namespace fmnist {
+
+namespace svg = faltung_examples::svg;
 
 namespace detail {
 inline std::vector<double> epochs_axis(std::size_t n) {

@@ -23,7 +23,7 @@
 #include "plots.hpp"
 #include "report.hpp"
 #include "result.hpp"
-#include "svg_plot.hpp"
+#include "common/svg_plot.hpp"
 
 namespace fmnist {
 

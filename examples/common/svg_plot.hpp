@@ -4,8 +4,9 @@
 //
 //   SvgDocument   an SVG canvas: rect, line, polyline, circle, text, groups; escapes all text
 //   nice_ticks    "nice" axis ticks (steps of 1, 2 or 5 times a power of ten)
-//   line_chart    curves with axes, ticks, grid, labels, a title and a legend placed where the
-//                 data is not (draw_line_chart draws one into a panel of a larger document)
+//   line_chart    curves (or scatter plots) with axes, ticks, grid, labels, a title and a legend
+//                 placed where the data is not (draw_line_chart draws one into a panel of a
+//                 larger document)
 //   confusion_matrix_svg   counts per (true, predicted) class with a colour scale
 //   prediction_grid_svg    grey images with predicted and true label and a probability bar chart
 //
@@ -24,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-namespace fmnist {
+namespace faltung_examples {
 namespace svg {
 
 /// Text made safe for XML character data and attribute values.
@@ -140,9 +141,12 @@ class SvgDocument {
     return *this;
   }
 
-  SvgDocument& circle(double cx, double cy, double r, const std::string& fill, const std::string& stroke = "") {
+  /// A filled circle; opacity below 1 lets overlapping dots show their density.
+  SvgDocument& circle(double cx, double cy, double r, const std::string& fill, const std::string& stroke = "",
+                      double opacity = 1) {
     body_ << "<circle cx=\"" << num(cx) << "\" cy=\"" << num(cy) << "\" r=\"" << num(r) << "\" fill=\"" << fill << '"';
     if (!stroke.empty()) body_ << " stroke=\"" << stroke << '"';
+    if (opacity < 1) body_ << " fill-opacity=\"" << num(opacity) << '"';
     body_ << "/>\n";
     return *this;
   }
@@ -261,6 +265,8 @@ struct Series {
   std::string color;  ///< "" picks the palette colour of the series' index
   bool dashed = false;
   bool markers = true;  ///< a dot at each point (dropped automatically when there are many)
+  /// false: a scatter plot, a translucent dot per point however many there are, and no line.
+  bool line = true;
 };
 
 struct LineChartOptions {
@@ -391,6 +397,10 @@ inline void draw_line_chart(SvgDocument& doc, const Box& area, const std::vector
         flush();
         continue;
       }
+      if (!s.line) {
+        doc.circle(px(x), py(y), 2.2, color, "", 0.45);
+        continue;
+      }
       run.emplace_back(px(x), py(y));
       if (markers) doc.circle(px(x), py(y), 2.8, color);
     }
@@ -418,7 +428,7 @@ inline void draw_line_chart(SvgDocument& doc, const Box& area, const std::vector
     for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       samples.emplace_back(px(s.x[i]), py(s.y[i]));
-      if (i + 1 < s.x.size() && i + 1 < s.y.size() && std::isfinite(s.x[i + 1]) && std::isfinite(s.y[i + 1]))
+      if (s.line && i + 1 < s.x.size() && i + 1 < s.y.size() && std::isfinite(s.x[i + 1]) && std::isfinite(s.y[i + 1]))
         for (int k = 1; k < 10; ++k) {
           const double f = k / 10.0;
           samples.emplace_back(px(s.x[i] + f * (s.x[i + 1] - s.x[i])), py(s.y[i] + f * (s.y[i + 1] - s.y[i])));
@@ -441,7 +451,10 @@ inline void draw_line_chart(SvgDocument& doc, const Box& area, const std::vector
     const std::size_t k = std::size_t(&s - series.data());
     const std::string color = s.color.empty() ? palette(k) : s.color;
     const double y = b.y + 4 + row * (double(i) + 0.5);
-    doc.line(b.x + 8, y, b.x + 32, y, color, 2.5, s.dashed ? "6,4" : "");
+    if (s.line)
+      doc.line(b.x + 8, y, b.x + 32, y, color, 2.5, s.dashed ? "6,4" : "");
+    else
+      doc.circle(b.x + 20, y, 3.5, color);
     doc.text(b.x + 38, y + 4, s.label, 11);
   }
 }
@@ -629,4 +642,4 @@ inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images
 }
 
 }  // namespace svg
-}  // namespace fmnist
+}  // namespace faltung_examples
