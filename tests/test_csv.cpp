@@ -109,6 +109,16 @@ TEST(Csv, LineEndingsBomBlankLinesAndTheLastLineBreak) {
   }
 }
 
+TEST(Csv, SkippedPreamble) {
+  // scikit-learn's bundled files start with a line of counts and class names, then the data.
+  const auto d = parse("3,2,no,yes\r\n1.5,2,0\r\n3,4,1\r\n5,6,1\r\n", CsvOptions().skip_lines(1).header(false).label_index(-1));
+  EXPECT_EQ(values(d.x), (std::vector<float>{1.5f, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(values(d.y), (std::vector<float>{0, 1, 1}));
+  // Lines are still counted from the top of the file.
+  EXPECT_TRUE(contains(parse_error("title\nsubtitle\na,y\n1,x\n", label("y").skip_lines(2)), "line 4, column 2"));
+  EXPECT_TRUE(contains(parse_error("title\n", label("y").skip_lines(3)), "is empty"));
+}
+
 TEST(Csv, QuotedFields) {
   const auto d = parse("\"a, the first\",\"say \"\"hi\"\"\",\"multi\nline\",y\n\"1.5\", \"2\" ,3,\"0\"\n", label("y"));
   EXPECT_EQ(d.feature_names, (std::vector<std::string>{"a, the first", "say \"hi\"", "multi\nline"}));

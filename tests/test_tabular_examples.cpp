@@ -160,6 +160,23 @@ TEST(TabularExample, CsvFilesWithNamedClasses) {
                        "class 'ant' of the test data is not in the training data"));
 }
 
+TEST(TabularExample, ABundledRealDataSet) {
+  // Breast cancer diagnosis (569 x 30), as Debian's python3-sklearn ships it: a preamble line of
+  // counts and class names, no header row, the label last.
+  const std::string path = "/usr/lib/python3/dist-packages/sklearn/datasets/data/breast_cancer.csv";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " not installed (python3-sklearn)";
+  const auto o = tabular_options({"--csv", path, "--no-header", "--skip-lines", "1", "--label", "-1", "--epochs", "20"});
+  auto data = tabular::load_data(o);
+  EXPECT_EQ(data.train.num_features(), 30u);
+  EXPECT_EQ(data.train.size() + data.test.size(), 569u);
+  faltung_examples::standardize(data);
+  std::ostringstream log;
+  EXPECT_GT(tabular::train_and_test("logreg", data, o, log).accuracy, 0.9);
+  // Without skipping the preamble the file is ragged, and the error says where.
+  EXPECT_TRUE(contains(invalid([&] { tabular::load_data(tabular_options({"--csv", path, "--label", "-1"})); }),
+                       "line 2: 31 fields, but the header has 4"));
+}
+
 TEST(TabularExample, WritesResultsForScripts) {
   TempDir dir;
   tabular::Result r;

@@ -29,6 +29,8 @@ namespace faltung_examples {
 struct TableOptions {
   std::string csv, test_csv;  ///< the data (test_csv empty: csv is split)
   std::string label;          ///< the label (target) column: a name or a 0-based index
+  bool header = true;          ///< the first row (after skip_lines) names the columns
+  std::size_t skip_lines = 0;  ///< lines before the header (or the data) to skip
   double test_fraction = 0.2;
   std::vector<std::string> models;  ///< which models to train, by short name
   std::string mlp;                  ///< the MLP's hidden layers; the head is added
@@ -54,6 +56,9 @@ inline void add_table_options(CLI::App& app, TableOptions& o, const std::string&
       ->needs(app.get_option("--csv"));
   app.add_option(label_option, o.label, "The column to predict: a name, or a 0-based index (-1: the last)")
       ->option_text("COLUMN");
+  app.add_flag("!--no-header", o.header, "The CSV files have no header row: the columns are named 0, 1, ...");
+  app.add_option("--skip-lines", o.skip_lines, "Lines to skip at the top of the CSV files (a preamble); default 0")
+      ->check(quiet(cli::whole_in(0, 1e9)));
   app.add_option("--test-fraction", o.test_fraction, "The share of the rows held out for testing; default 0.2")
       ->check(quiet(cli::number(0, 0.9, false, true, "a fraction in (0, 0.9]")));
   app.add_option("--models", o.models, "Which models to train: " + models + " (default all)")
@@ -127,7 +132,11 @@ int parse_command_line(CLI::App& app, Options& o, void (*validate)(const Options
 template <class Generate>
 faltung::TrainTestSplit<float> load_tables(const TableOptions& source, bool categorical, Generate&& generate) {
   if (source.csv.empty()) return faltung::train_test_split(generate(), source.test_fraction, source.seed);
-  const auto options = faltung::CsvOptions().label(source.label).categorical_label(categorical);
+  const auto options = faltung::CsvOptions()
+                           .label(source.label)
+                           .categorical_label(categorical)
+                           .header(source.header)
+                           .skip_lines(source.skip_lines);
   faltung::TabularData<float> all = faltung::load_csv<float>(source.csv, options);
   if (source.test_csv.empty()) return faltung::train_test_split(all, source.test_fraction, source.seed);
   faltung::TrainTestSplit<float> split;

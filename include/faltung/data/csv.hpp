@@ -7,6 +7,7 @@
 //
 // The format is RFC 4180 with the liberties real files take:
 //   - the first row names the columns (header(false): the columns are named "0", "1", ...);
+//     skip_lines(n) skips a preamble of n lines before it;
 //   - fields are separated by a delimiter (',' by default; ';' and '\t' are common);
 //   - a field may be quoted ("1.5", "a, b"); "" inside quotes is one quote; a quoted field may
 //     hold the delimiter and line breaks;
@@ -75,6 +76,9 @@ struct CsvOptions {
   /// Whether the first row names the columns. Default true. Without a header the columns are
   /// named "0", "1", ... (so label("2") is the third column either way).
   CsvOptions& header(bool v) { header_ = v; return *this; }
+  /// Lines to skip at the start of the file, before the header (a title, a preamble), counted
+  /// as an editor counts them. Default 0.
+  CsvOptions& skip_lines(std::size_t v) { skip_lines_ = v; return *this; }
   /// The field separator. Default ','. Must not be '"', '\r' or '\n'.
   CsvOptions& delimiter(char v) { delimiter_ = v; return *this; }
   /// Columns to leave out (an id, a name, a date), by name. Each must exist. Default none.
@@ -94,6 +98,7 @@ struct CsvOptions {
   std::string label_;
   bool label_is_index_ = false;
   bool header_ = true;
+  std::size_t skip_lines_ = 0;
   char delimiter_ = ',';
   std::vector<std::string> ignore_;
   bool categorical_ = false;
@@ -233,6 +238,16 @@ class CsvRecordReader {
   }
 
   const std::string& source() const { return source_; }
+
+  /// Skips the next n lines, whatever they hold.
+  void skip_lines(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      int c = get();
+      while (c != '\n' && c != '\r' && c != end_of_input) c = get();
+      if (c == end_of_input) return;
+      line_break(c);
+    }
+  }
 
   /// Reads the next record that is not blank. False at the end of the input.
   bool next() {
@@ -534,6 +549,7 @@ template <class T>
 TabularData<T> read_csv(std::istream& in, const CsvOptions& options, const std::string& source = "<stream>") {
   using namespace detail;
   CsvRecordReader reader(in, source, options.delimiter_, options.max_record_bytes_);
+  reader.skip_lines(options.skip_lines_);
   const bool has_first = reader.next();
   FALTUNG_CHECK(has_first, "read_csv: ", source, " is empty: ",
                 options.header_ ? "expected a header row naming the columns" : "no rows");
