@@ -199,8 +199,9 @@ def compare(a, title, train, test, tabular, env):
         print(f"| {framework} | {model} | {statistics.median(r['accuracy'] for r in rs):.4f} | "
               f"{seconds_text(seconds)}{spread} |")
     if ("faltung", "MLP") in medians and ("PyTorch", "MLP") in medians:
-        print(f"\nfaltung's MLP trains {medians[('PyTorch', 'MLP')] / medians[('faltung', 'MLP')]:.1f}x faster than "
-              f"PyTorch's (median times).")
+        ratio = medians[("PyTorch", "MLP")] / medians[("faltung", "MLP")]
+        print(f"\nfaltung's MLP trains {ratio:.1f}x faster than PyTorch's (median times)." if ratio >= 1 else
+              f"\nfaltung's MLP trains {1 / ratio:.1f}x SLOWER than PyTorch's (median times).")
     sys.stdout.flush()
 
 
