@@ -390,7 +390,7 @@ class CsvRecordReader {
         while (c != delimiter_ && c != '\n' && c != '\r' && c != end_of_input) {
           append(c);
           // The rest of the field as one span of the chunk: most fields are short numbers, and
-          // a byte at a time through get() made reading twice as slow.
+          // a byte at a time through get() cost a fifth more time.
           const char* const first = buffer_.data() + pos_;
           const char* last = first;
           const char* const stop = buffer_.data() + end_;
