@@ -1,23 +1,25 @@
 // Whole-network benchmarks: one training step (train_on_batch: forward, SparseCrossEntropy,
-// backward, Adam) and inference (forward in eval mode, batch 256) of the two reference networks,
-// the same as ../shared/bench/torch_reference.py builds them:
-//   small     conv32(3x3,same,relu)-pool2-drop.25-conv64(3x3,same,relu)-pool2-drop.25-flatten
-//             -dense128(relu)-drop.5-dense10, training batch 64
-//   notebook  conv128(3x3,same,relu)-pool2-drop.5-conv64(3x3,same,relu)-pool2-flatten
-//             -dense512(relu)-drop.5-dense256(relu)-drop.5-dense10, training batch 256
-// items_per_second is images per second. Real Fashion-MNIST images when the data set is found
-// ($FALTUNG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist), random ones otherwise.
+// backward, Adam) and inference (forward in eval mode, batch 256) of the two reference networks
+// of reference_networks.hpp. benchmarks/pytorch_reference.py measures the same with PyTorch, and
+// benchmarks/compare.py runs both side by side.
+// items_per_second is images per second; FLOP/s and pct_peak (% of the FMA peak at the same
+// thread count, measured in this run; peak_FLOP/s is that peak) count the convolutions' and dense
+// layers' multiply-adds per image (flops.hpp). Real Fashion-MNIST images when the data set is
+// found ($FALTUNG_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist), random ones otherwise.
 //
 //   FALTUNG_BENCH_THREADS=2 ./bench_training --benchmark_filter=small
+//   ./bench_training --networks     one line per network: its spec, batch sizes and FLOPs per image
 #include <faltung/faltung.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <string>
 
 #include "bench_common.hpp"
+#include "flops.hpp"
 #include "reference_networks.hpp"
 
 using namespace faltung;
@@ -67,6 +69,14 @@ Data& data() {
   return d;
 }
 
+/// FLOP/s and pct_peak of a benchmark that does `flops` per iteration, and the peak it is set against.
+void set_flop_counters(benchmark::State& state, double flops, int threads) {
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_peak"] =
+      benchmark::Counter(100.0 * flops / bench::fma_peak(threads), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_FLOP/s"] = bench::fma_peak(threads);
+}
+
 void BM_train_step(benchmark::State& state, std::string net_name, std::size_t batch, int threads) {
   set_num_threads(threads);
   Sequential<float> net = make_network(net_name);
@@ -84,11 +94,12 @@ void BM_train_step(benchmark::State& state, std::string net_name, std::size_t ba
     ++step;
   }
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+  set_flop_counters(state, bench::count_flops(net).training * double(batch), threads);
   state.counters["real_data"] = d.real ? 1 : 0;
 }
 
 void BM_inference(benchmark::State& state, std::string net_name, int threads) {
-  const std::size_t batch = 256;
+  const std::size_t batch = bench::kInferenceBatch;
   set_num_threads(threads);
   Sequential<float> net = make_network(net_name);
   net.set_training(false);
@@ -103,6 +114,7 @@ void BM_inference(benchmark::State& state, std::string net_name, int threads) {
     ++step;
   }
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
+  set_flop_counters(state, bench::count_flops(net).forward * double(batch), threads);
 }
 
 }  // namespace
@@ -113,13 +125,32 @@ double seconds(double fallback) {
   return env && *env ? std::atof(env) : fallback;
 }
 
+/// One line of key=value pairs per reference network: what the PyTorch side needs to build the
+/// same network (its canonical spec) and to set its speed against the peak (FLOPs per image).
+void print_networks() {
+  for (const bench::ReferenceNetwork& r : bench::reference_networks()) {
+    Sequential<float> net = make_network(r.name);
+    const bench::NetworkFlops f = bench::count_flops(net);
+    std::cout << "net=" << r.name << " batch=" << r.batch << " infer_batch=" << bench::kInferenceBatch
+              << " parameters=" << net.parameter_count() << " train_flop_per_image=" << std::size_t(f.training)
+              << " infer_flop_per_image=" << std::size_t(f.forward) << " input=1x28x28 spec=" << net.spec() << "\n";
+  }
+}
+
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--networks") == 0) {
+    print_networks();
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   for (int t : bench::thread_counts())
-    for (auto [name, batch] : {std::pair<std::string, std::size_t>{"small", 64}, {"notebook", 256}}) {
-      const std::string suffix = "/" + name + "/threads:" + std::to_string(t);
-      benchmark::RegisterBenchmark(("train" + suffix).c_str(), BM_train_step, name, batch, t)->UseRealTime()->MinTime(seconds(2));
-      benchmark::RegisterBenchmark(("infer" + suffix).c_str(), BM_inference, name, t)->UseRealTime()->MinTime(seconds(1));
+    for (const bench::ReferenceNetwork& r : bench::reference_networks()) {
+      const std::string suffix = "/" + r.name + "/threads:" + std::to_string(t);
+      benchmark::RegisterBenchmark(("train" + suffix).c_str(), BM_train_step, r.name, r.batch, t)
+          ->UseRealTime()
+          ->MinTime(seconds(2));
+      benchmark::RegisterBenchmark(("infer" + suffix).c_str(), BM_inference, r.name, t)->UseRealTime()->MinTime(seconds(1));
     }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

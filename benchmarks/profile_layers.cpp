@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   const std::string net_name = argc > 1 ? argv[1] : "small";
   g_threads = argc > 2 ? std::atoi(argv[2]) : 1;
   const int steps = argc > 3 ? std::atoi(argv[3]) : 20;
-  const std::size_t batch = net_name == "small" ? 64 : 256;
+  const std::size_t batch = bench::reference_network(net_name).batch;
   set_num_threads(g_threads);
 
   Sequential<float> net = make_network(net_name);
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
     net.train_on_batch(x, y);
     tob.push_back(now() - a);
   }
-  Tensor<float> xi({256, 1, 28, 28});
+  Tensor<float> xi({bench::kInferenceBatch, 1, 28, 28});
   for (std::size_t i = 0; i < xi.size(); ++i) xi[i] = x[i % x.size()];
   net.set_training(false);
   net.forward(xi);
@@ -138,6 +138,6 @@ int main(int argc, char** argv) {
     inf.push_back(now() - a);
   }
   std::printf("train_on_batch %.3f ms -> %.0f img/s; inference (batch 256) %.3f ms -> %.0f img/s\n",
-              1e3 * median(tob), double(batch) / median(tob), 1e3 * median(inf), 256.0 / median(inf));
+              1e3 * median(tob), double(batch) / median(tob), 1e3 * median(inf), double(bench::kInferenceBatch) / median(inf));
   return 0;
 }
