@@ -5,6 +5,7 @@
 // Thread counts come from FALTUNG_BENCH_THREADS ("1,2", "16"; default: 1 and the machine's
 // OpenMP maximum). Each benchmark calls faltung::set_num_threads itself.
 
+#include <faltung/tensor.hpp>
 #include <faltung/threading.hpp>
 
 #include <benchmark/benchmark.h>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -49,6 +51,13 @@ struct Vec {
   static float sum(Reg v) { return v; }
 };
 #endif
+
+/// Uniform values in [-1, 1), the same for the same seed.
+inline void fill_random(faltung::Tensor<float>& t, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (float& v : t) v = u(g);
+}
 
 /// FLOPs per call of fma_block: kChains independent accumulators, kSteps rounds.
 constexpr int kChains = 16, kSteps = 1024, kLanes = Vec::lanes;

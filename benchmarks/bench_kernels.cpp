@@ -10,62 +10,17 @@
 
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 
 #include "bench_common.hpp"
+#include "conv_benchmark.hpp"
 #include "reference_networks.hpp"
 
 using namespace faltung;
 
 namespace {
 
-struct ConvShape {
-  const char* name;
-  std::size_t in_channels, out_channels, size;
-};
-// The reference networks' convolutions, all 3x3 'same'.
-const ConvShape kConvShapes[] = {{"1x32_28", 1, 32, 28}, {"1x128_28", 1, 128, 28}, {"32x64_14", 32, 64, 14},
-                                 {"128x64_14", 128, 64, 14}};
-
-enum class Pass { Forward, BackwardData, BackwardWeights };
-
-void fill_random(Tensor<float>& t, unsigned seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (float& v : t) v = u(g);
-}
-
-void BM_conv(benchmark::State& state, ConvShape s, Pass pass, std::size_t batch, int threads) {
-  set_num_threads(threads);
-  kernels::Conv2DParams p;
-  p.batch = batch;
-  p.in_channels = s.in_channels;
-  p.out_channels = s.out_channels;
-  p.h = window_axis(s.size, 3, 1, Same, 0, "h");
-  p.w = window_axis(s.size, 3, 1, Same, 0, "w");
-  Tensor<float> x({batch, s.in_channels, s.size, s.size}), w({s.out_channels, s.in_channels, 3, 3}),
-      b({s.out_channels}), y({batch, s.out_channels, p.h.out, p.w.out}), dx(x.shape()), dw(w.shape()), db(b.shape()),
-      workspace;
-  fill_random(x, 1);
-  fill_random(w, 2);
-  fill_random(y, 3);
-  for (auto _ : state) {
-    switch (pass) {
-      case Pass::Forward: kernels::conv2d_forward(p, x.data(), w.data(), b.data(), y.data(), workspace); break;
-      case Pass::BackwardData: kernels::conv2d_backward_data(p, y.data(), w.data(), dx.data(), workspace); break;
-      case Pass::BackwardWeights:
-        kernels::conv2d_backward_weights(p, x.data(), y.data(), dw.data(), db.data(), workspace);
-        break;
-    }
-    benchmark::ClobberMemory();
-  }
-  const double flops = 2.0 * double(batch) * double(p.out_channels) * double(p.out_pixels()) * double(p.patch_size());
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["pct_peak"] =
-      benchmark::Counter(100.0 * flops / bench::fma_peak(threads), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
-}
+using bench::fill_random;
 
 /// MaxPool2D(2) forward and backward through the layer, on (batch, channels, size, size).
 void BM_max_pool(benchmark::State& state, std::size_t channels, std::size_t size, bool backward, std::size_t batch,
@@ -176,16 +131,15 @@ int main(int argc, char** argv) {
   const auto threads = bench::thread_counts();
   for (int t : threads)
     bench::timed(benchmark::RegisterBenchmark(("fma_peak/threads:" + std::to_string(t)).c_str(), bench::BM_fma_peak, t), t);
-  const char* pass_names[] = {"forward", "backward_data", "backward_weights"};
-  for (const ConvShape& s : kConvShapes)
-    for (Pass pass : {Pass::Forward, Pass::BackwardData, Pass::BackwardWeights}) {
+  for (const bench::ConvShape& s : bench::kConvShapes)
+    for (bench::Pass pass : bench::kPasses) {
       // The first convolution's input gradient is never computed in training; it is still listed.
       for (std::size_t batch : {64, 256})
-        for (int t : threads) {
-          const std::string name = std::string("conv_") + pass_names[int(pass)] + "/" + s.name +
-                                   "/batch:" + std::to_string(batch) + "/threads:" + std::to_string(t);
-          bench::timed(benchmark::RegisterBenchmark(name.c_str(), BM_conv, s, pass, batch, t), t)->MinTime(0.3);
-        }
+        for (int t : threads)
+          bench::timed(benchmark::RegisterBenchmark(bench::conv_benchmark_name(s, pass, batch, t).c_str(),
+                                                    bench::BM_conv, s, pass, batch, t),
+                       t)
+              ->MinTime(0.3);
     }
   for (bool backward : {false, true})
     for (auto [c, size] : {std::pair<std::size_t, std::size_t>{32, 28}, {128, 28}, {64, 14}})
