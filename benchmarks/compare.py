@@ -83,31 +83,44 @@ def environment(threads, tcmalloc):
     return env
 
 
-def pytorch_environment(env, openblas_coretype):
+def pytorch_environment(env, coretype):
     """PyTorch's additions: OpenBLAS for its dense layers (Debian's default BLAS is the slow
     reference one) and, where OpenBLAS misreads the CPU, its core type."""
     env = dict(env)
     if os.path.isdir(OPENBLAS_DIR):
         env["LD_LIBRARY_PATH"] = ":".join(p for p in (OPENBLAS_DIR, os.environ.get("LD_LIBRARY_PATH", "")) if p)
-        if openblas_coretype:
-            env["OPENBLAS_CORETYPE"] = openblas_coretype
+        if coretype:
+            env["OPENBLAS_CORETYPE"] = coretype
     return env
 
 
-def openblas_coretype():
-    """'SkylakeX' when this CPU has AVX-512 but OpenBLAS detects an older core (Debian's 0.3.21
-    takes AMD's Zen 4 and 5 for Haswell, and runs its AVX2 kernels); None when it needs no help."""
-    if "OPENBLAS_CORETYPE" in os.environ or not os.path.isdir(OPENBLAS_DIR):
-        return None
-    if not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(cpuinfo("flags").split()):
-        return None
+def openblas_core(env):
+    """The core OpenBLAS runs its kernels for in `env` (its own detection, or OPENBLAS_CORETYPE)."""
     probe = ("import ctypes; l = ctypes.CDLL('%s/libopenblas.so.0'); l.openblas_get_corename.restype = "
              "ctypes.c_char_p; print(l.openblas_get_corename().decode())" % OPENBLAS_DIR)
     try:
-        core = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
-    return None if core.lower() in AVX512_OPENBLAS_CORES else "SkylakeX"
+
+
+def openblas_coretype(requested):
+    """The OPENBLAS_CORETYPE PyTorch runs with: `requested` when given; 'SkylakeX' where this CPU
+    has AVX-512 but OpenBLAS would run an older core's kernels (Debian's 0.3.21 takes AMD's Zen 4
+    and 5 for Haswell; some environments set OPENBLAS_CORETYPE to an older core); else None, and
+    the environment's setting or OpenBLAS's own detection stands."""
+    if requested or not os.path.isdir(OPENBLAS_DIR):
+        return requested
+    if not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(cpuinfo("flags").split()):
+        return None
+    core = openblas_core(dict(os.environ))
+    if core is None or core.lower() in AVX512_OPENBLAS_CORES:
+        return None
+    print(f"OpenBLAS would run as {core} on this AVX-512 CPU"
+          + (f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} in the environment)"
+             if "OPENBLAS_CORETYPE" in os.environ else "") + ": PyTorch runs with OPENBLAS_CORETYPE=SkylakeX")
+    return "SkylakeX"
 
 
 def pytorch_python(requested):
@@ -370,7 +383,7 @@ def markdown(results, summary, curves):
     if len(threads) > 1:
         out += ["", f"### Scaling from {n_threads(threads[0])} "
                     "(speed-up, parallel efficiency)", ""]
-        out += ["| network | what | engine | " + " | ".join(f"{t} threads" for t in threads) + " |",
+        out += ["| network | what | engine | " + " | ".join(n_threads(t) for t in threads) + " |",
                 "|---|---|---|" + "---|" * len(threads)]
         for (net, engine, what), points in curves.items():
             out.append(f"| {net} | {'training' if what == 'train' else 'inference'} | {engine} | " +
@@ -555,10 +568,9 @@ def chart(results, summary, curves):
     svg.text(16, 24, "faltung" + (" beside PyTorch" if has_torch else "") +
              (" and oneDNN" if m.get("onednn") else "") + f" on {m['cpu']} ({m['cpus']} CPUs)", size=15, weight="bold")
     runs = f"medians of {m['reps']} alternating runs (whiskers: range)" if m["reps"] > 1 else "one run"
-    sub = f"{runs}; % = share of the FMA peak measured in the same run"
-    if has_torch:
-        sub += f"; PyTorch {m['pytorch']['pytorch']}, {m['pytorch_memory_format']}, both with {m['allocator']}"
-    svg.text(16, 41, sub, size=10, color="#555")
+    svg.text(16, 41, f"{runs}; 1 thread in CPU time, more in wall time; % = share of the FMA peak measured in "
+             f"the same run; load average "
+             f"{m['load_before'].split()[0]} before, {m['load_after'].split()[0]} after", size=10, color="#555")
     lx = 16
     for s in ("faltung", "pytorch", "onednn"):
         if s == "pytorch" and not has_torch or s == "onednn" and not m.get("onednn"):
@@ -566,6 +578,9 @@ def chart(results, summary, curves):
         svg.rect(lx, 50, 12, 12, COLORS[s])
         svg.text(lx + 17, 60, NAMES[s], size=11)
         lx += 90
+    if has_torch:
+        svg.text(lx + 10, 60, f"PyTorch {m['pytorch']['pytorch']}, {m['pytorch_memory_format']}; both sides with "
+                 f"{m['allocator']}", size=10, color="#555")
     y = 72
     series = ["faltung", "pytorch"] if has_torch else ["faltung"]
     ph, pw = 215, (W - 48) / 2
@@ -648,6 +663,9 @@ def main():
     ap.add_argument("--no-kernels", action="store_true", help="skip the convolution kernels")
     ap.add_argument("--no-tcmalloc", action="store_true", help="run both sides with glibc's malloc")
     ap.add_argument("--pytorch-memory-format", choices=["channels_last", "nchw"], default="channels_last")
+    ap.add_argument("--openblas-coretype", metavar="CORE",
+                    help="OPENBLAS_CORETYPE for PyTorch's OpenBLAS (default: SkylakeX where OpenBLAS would run an "
+                         "older core's kernels on an AVX-512 CPU)")
     ap.add_argument("--python", help="the interpreter that runs PyTorch (default: this one, else /usr/bin/python3)")
     ap.add_argument("--from-json", metavar="FILE", help="redraw the tables and chart from a results.json, run nothing")
     ap.add_argument("--check-networks", action="store_true",
@@ -675,7 +693,7 @@ def main():
     python = None if a.no_pytorch else pytorch_python(a.python)
     if not a.no_pytorch and python is None:
         print("PyTorch not found (Debian: apt-get install python3-torch): faltung only", file=sys.stderr)
-    coretype = openblas_coretype() if python else None
+    coretype = openblas_coretype(a.openblas_coretype) if python else None
     git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
     with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
         cache = f.read()
@@ -690,8 +708,6 @@ def main():
             "pytorch_memory_format": a.pytorch_memory_format, "openblas_coretype": coretype, "peaks": {}}
     print(f"{meta['cpu']}, {meta['cpus']} CPUs, load average {meta['load_before']}; faltung {meta['faltung']}; "
           f"threads {a.threads}, {a.reps} repetitions", flush=True)
-    if coretype:
-        print(f"OpenBLAS misreads this AVX-512 CPU: PyTorch runs with OPENBLAS_CORETYPE={coretype}")
     if os.getloadavg()[0] > 0.5:
         print(f"warning: load average {load_average()}: something else is running, the figures will be noisy")
 
