@@ -1,0 +1,50 @@
+#pragma once
+// The geometry of one convolution, and the small pieces every convolution kernel shares: the
+// row padding of the work buffers, which GEMM a scalar type takes, and Eigen views of raw rows.
+
+#include <Eigen/Core>
+#include <cstddef>
+#include <type_traits>
+
+#include "faltung/kernels/gemm.hpp"
+#include "faltung/kernels/geometry.hpp"
+
+namespace faltung {
+namespace kernels {
+
+struct Conv2DParams {
+  std::size_t batch = 0, in_channels = 0, out_channels = 0;
+  WindowAxis h, w;  // vertical and horizontal geometry
+
+  std::size_t patch_size() const { return in_channels * h.window * w.window; }  // K
+  std::size_t out_pixels() const { return h.out * w.out; }                       // P
+  std::size_t in_pixels() const { return h.in * w.in; }
+};
+
+// The column buffers have their rows padded to a multiple of 16 floats (Pp >= P), so every row
+// starts on a 64-byte boundary. With AVX-512 or AVX2 (and T = float) the GEMMs are
+// kernels/gemm.hpp's register-blocked tiles, which read the operands in place; otherwise Eigen.
+
+template <class T>
+using RowMajorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+template <class T>
+using ConstRowMajorMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+/// A row-major matrix whose rows are `stride` elements apart (the padded column buffers).
+template <class T>
+using StridedMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMap =
+    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+
+namespace detail {
+/// n rounded up to a multiple of 16 (one cache line of floats).
+inline std::size_t round_up16(std::size_t n) { return (n + 15) / 16 * 16; }
+
+template <class T>
+constexpr bool use_simd_gemm() {
+  return FALTUNG_HAS_SIMD_GEMM && std::is_same<T, float>::value;
+}
+}  // namespace detail
+
+}  // namespace kernels
+}  // namespace faltung
