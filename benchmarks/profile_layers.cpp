@@ -2,9 +2,9 @@
 // of Sequential::train_on_batch goes beyond the convolution GEMMs. Runs the same work as
 // train_on_batch (training forward, SparseCrossEntropy, zero_grad, backward, Adam step), but one
 // layer at a time with a timer around each pass, and prints milliseconds per batch (median of the
-// steps), plus the whole train_on_batch and a batch-256 inference for reference. A pair that
-// Sequential runs fused (a convolution and the pool after it) is timed as one, on the first
-// layer's row ("+" after its name).
+// steps), plus the whole train_on_batch and a batch-256 inference for reference. The layers are
+// those Sequential runs (Sequential::execution()): a convolution and the pool after it are one
+// ConvPool, named after both ("conv2d+max_pooling2d").
 //
 //   profile_layers [small|notebook] [threads] [steps]
 //
@@ -52,14 +52,14 @@ int main(int argc, char** argv) {
   set_num_threads(g_threads);
 
   Sequential<float> net = make_network(net_name);
-  const std::size_t L = net.size();
+  const std::vector<Layer<float>*>& layers = net.execution();
+  const std::size_t L = layers.size();
   Tensor<float> x({batch, 1, 28, 28}), y({batch});
   std::mt19937 gen(7);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(gen() & 0xff) / 255.0f;
   for (std::size_t i = 0; i < batch; ++i) y[i] = float(gen() % 10);
 
   std::vector<Tensor<float>> out(L), grad(2);
-  std::vector<char> fused(L, 0);  // layer i computed layer i + 1 with it, as in Sequential
   Tensor<float> dloss;
   Adam<float> adam(AdamOptions(1e-3f).epsilon(1e-7f));
   SparseCrossEntropy loss;
@@ -71,10 +71,8 @@ int main(int argc, char** argv) {
     const Tensor<float>* in = &x;
     for (std::size_t i = 0; i < L; ++i) {
       const double a = now();
-      fused[i] = i + 1 < L && net.layer(i).forward_fused(net.layer(i + 1), *in, out[i + 1]);
-      if (!fused[i]) net.layer(i).forward(*in, out[i]);
+      layers[i]->forward(*in, out[i]);
       fwd[i].push_back(now() - a);
-      if (fused[i]) fwd[++i].push_back(0);
       in = &out[i];
     }
     double a = now();
@@ -87,13 +85,7 @@ int main(int argc, char** argv) {
     int next = 0;
     for (std::size_t i = L; i-- > 0;) {
       const double b = now();
-      const bool pair = i > 0 && fused[i - 1];
-      if (pair) bwd[i--].push_back(0);
-      const Tensor<float>& xin = i == 0 ? x : out[i - 1];
-      if (pair)
-        net.layer(i).backward_fused(net.layer(i + 1), xin, out[i + 1], *dy, grad[next]);
-      else
-        net.layer(i).backward(xin, out[i], *dy, grad[next]);
+      layers[i]->backward(i == 0 ? x : out[i - 1], out[i], *dy, grad[next]);
       bwd[i].push_back(now() - b);
       dy = &grad[next];
       next ^= 1;
@@ -109,14 +101,14 @@ int main(int argc, char** argv) {
   }
   std::printf("%s, batch %zu, %d thread(s), %s time, ms per batch (median of %d)\n", net_name.c_str(), batch,
               g_threads, g_threads == 1 ? "CPU" : "wall", steps);
-  std::printf("%-16s %9s %9s\n", "layer", "forward", "backward");
+  std::printf("%-28s %9s %9s\n", "layer", "forward", "backward");
   double sf = 0, sb = 0;
   for (std::size_t i = 0; i < L; ++i) {
     const double f = 1e3 * median(fwd[i]), b = 1e3 * median(bwd[i]);
     sf += f, sb += b;
-    std::printf("%-16s %9.3f %9.3f\n", (net.layer(i).name() + (fused[i] ? "+" : "")).c_str(), f, b);
+    std::printf("%-28s %9.3f %9.3f\n", layers[i]->name().c_str(), f, b);
   }
-  std::printf("%-16s %9.3f %9.3f\n", "sum of layers", sf, sb);
+  std::printf("%-28s %9.3f %9.3f\n", "sum of layers", sf, sb);
   std::printf("loss %.3f  zero_grad %.3f  adam %.3f  step total %.3f ms  -> %.0f img/s\n", 1e3 * median(t_loss),
               1e3 * median(t_zero), 1e3 * median(t_opt), 1e3 * median(t_total), double(batch) / median(t_total));
 

@@ -18,6 +18,7 @@
 
 #include "faltung/layers/activation.hpp"
 #include "faltung/layers/conv2d.hpp"
+#include "faltung/layers/conv_pool.hpp"
 #include "faltung/layers/dense.hpp"
 #include "faltung/layers/dropout.hpp"
 #include "faltung/layers/flatten.hpp"
@@ -290,6 +291,61 @@ TEST(GradCheck, MaxPool2DShapes) {
     SCOPED_TRACE(pool.spec());
     expect_gradcheck(pool, distinct_tensor({c.batch, c.channels, c.height, c.width}, rng), rng);
   }
+}
+
+TEST(GradCheck, ConvPool) {
+  // The pair Sequential runs as one (layers/conv_pool.hpp): the convolution's gradient through
+  // the pool fused into its kernels, with and without the ReLU whose gate it reads from the
+  // pooled output. double takes the im2col kernels; the float implicit GEMM is compared with the
+  // layers one by one in test_model.cpp.
+  struct Config {
+    std::size_t batch, channels, height, width, filters, kernel, pool_h, pool_w;
+    Padding padding;
+  };
+  const std::vector<Config> configs = {
+      {2, 2, 6, 6, 3, 3, 2, 2, Padding::Same},   // the reference networks' block
+      {1, 3, 7, 8, 2, 3, 2, 3, Padding::Valid},  // odd map: the pool drops a row
+  };
+  ThreadCountGuard guard;
+  set_num_threads(1);
+  Random rng(16);
+  for (const Config& c : configs)
+    for (ActivationKind f : {ActivationKind::Linear, ActivationKind::ReLU}) {
+      Conv2D<double> conv(Conv2DOptions(c.filters, c.kernel).padding(c.padding).activation(f));
+      MaxPool2D<double> pool(MaxPool2DOptions(c.pool_h).pool_size(c.pool_h, c.pool_w));
+      const Shape in{c.channels, c.height, c.width};
+      conv.build(in, rng);
+      pool.build(conv.output_shape(in), rng);
+      std::unique_ptr<Layer<double>> pair = ConvPool<double>::fuse(conv, pool);
+      ASSERT_NE(pair, nullptr) << conv.spec();
+      SCOPED_TRACE(pair->spec());
+      EXPECT_EQ(pair->output_shape(in), pool.output_shape(conv.output_shape(in)));
+      expect_gradcheck(*pair, distinct_tensor({c.batch, c.channels, c.height, c.width}, rng), rng);
+    }
+}
+
+TEST(ConvPoolLayer, FusesOnlyABuiltConv2DWithReLUOrNoneAndAMaxPool2D) {
+  struct OwnConv2D : Conv2D<double> {
+    using Conv2D<double>::Conv2D;
+  };
+  Random rng(17);
+  auto built = [&](auto layer, const Shape& in) {
+    layer.build(in, rng);
+    return layer;
+  };
+  Conv2D<double> relu = built(Conv2D<double>(Conv2DOptions(2, 3).activation(ActivationKind::ReLU)), {1, 6, 6});
+  Conv2D<double> tanh = built(Conv2D<double>(Conv2DOptions(2, 3).activation(ActivationKind::Tanh)), {1, 6, 6});
+  OwnConv2D own = built(OwnConv2D(Conv2DOptions(2, 3)), {1, 6, 6});
+  Conv2D<double> unbuilt(Conv2DOptions(2, 3));
+  MaxPool2D<double> pool = built(MaxPool2D<double>(2), {2, 4, 4});
+  MaxPool2D<double> unbuilt_pool(2);
+  EXPECT_NE(ConvPool<double>::fuse(relu, pool), nullptr);
+  EXPECT_EQ(ConvPool<double>::fuse(tanh, pool), nullptr);
+  EXPECT_EQ(ConvPool<double>::fuse(own, pool), nullptr);
+  EXPECT_EQ(ConvPool<double>::fuse(unbuilt, pool), nullptr);
+  EXPECT_EQ(ConvPool<double>::fuse(relu, unbuilt_pool), nullptr);
+  EXPECT_EQ(ConvPool<double>::fuse(pool, relu), nullptr);
+  EXPECT_TRUE(contains(error_of([&] { ConvPool<double>::fuse(relu, pool)->clone(); }), "not copied"));
 }
 
 TEST(GradCheck, Dropout) {

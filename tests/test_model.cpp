@@ -339,8 +339,8 @@ TEST(Evaluate, ErrorsAreClear) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fused layers: a Conv2D with a MaxPool2D after it runs the pair in its kernels
-// (Layer::forward_fused). The same model with a `linear` layer between the two runs them one by
+// Fused layers: Sequential runs a Conv2D with a MaxPool2D after it as one ConvPool
+// (layers/conv_pool.hpp). The same model with a `linear` layer between the two runs them one by
 // one; the two must agree bitwise: the output, every gradient, and the weights after training.
 
 template <class T>
@@ -408,6 +408,48 @@ TEST(FusedConvolutionAndPool, MatchesTheLayersOneByOne) {
 TEST(FusedConvolutionAndPool, OtherActivationsRunLayerByLayer) {
   // tanh before the pool is not fused; the model computes what its layers say all the same.
   expect_fused_pool_matches_layer_by_layer<float>("conv:4:3:same:tanh,pool:2,flatten,dense:3", {1, 8, 8}, 3);
+}
+
+TEST(FusedConvolutionAndPool, TheRewriteIsInvisibleToTheUser) {
+  const std::string spec = "conv:4:3:same:relu,pool:2,conv:4:3:same:tanh,pool:2,flatten,dense:3";
+  Sequential<float> net = make_sequential<float>(spec, {1, 8, 8});
+  std::vector<std::string> run;
+  for (const Layer<float>* l : net.execution()) run.push_back(l->name());
+  EXPECT_EQ(run, (std::vector<std::string>{"conv2d+max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten", "dense"}));
+  // What the user wrote, in every view.
+  EXPECT_EQ(net.size(), 6u);
+  EXPECT_EQ(net.layer(0).type(), "Conv2D");
+  EXPECT_EQ(net.layer(1).type(), "MaxPool2D");
+  EXPECT_EQ(net.spec(), spec);
+  std::ostringstream summary;
+  net.summary(summary);
+  EXPECT_FALSE(contains(summary.str(), "ConvPool")) << summary.str();
+  EXPECT_EQ(net.parameters().size(), 6u);
+  EXPECT_EQ(net.parameters()[0], net.layer(0).parameters()[0]);
+  // Popping the pool undoes the pair; adding one back makes it again once built.
+  net.pop().pop().pop().pop().pop();
+  ASSERT_EQ(net.execution().size(), 1u);
+  EXPECT_EQ(net.execution()[0], &net.layer(0));
+  net.add<MaxPool2D>(2);
+  net.build({1, 8, 8});
+  ASSERT_EQ(net.execution().size(), 1u);
+  EXPECT_EQ(net.execution()[0]->type(), "ConvPool");
+}
+
+TEST(FusedConvolutionAndPool, ACopyRunsItsOwnLayers) {
+  Sequential<float> original = make_sequential<float>("conv:4:3:same:relu,pool:2,flatten,dense:3", {1, 8, 8}, 5);
+  Sequential<float> copy = original;
+  ASSERT_EQ(copy.execution().size(), 3u);
+  EXPECT_NE(copy.execution()[0], original.execution()[0]);
+  const Tensor<float> x = random_tensor<float>({2, 1, 8, 8}, 9);
+  const Tensor<float> before = original.forward(x);
+  // Changing the copy's kernel changes the copy's output only.
+  for (float& v : copy.layer(0).parameters()[0]->value) v = -v;
+  EXPECT_TRUE(bitwise_equal(original.forward(x), before));
+  EXPECT_FALSE(bitwise_equal(copy.forward(x), before));
+  Sequential<float> moved = std::move(copy);
+  EXPECT_EQ(moved.execution()[0]->type(), "ConvPool");
+  EXPECT_FALSE(bitwise_equal(moved.forward(x), before));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@
 #include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/conv2d.hpp"
 #include "faltung/layers/layer.hpp"
-#include "faltung/layers/max_pool2d.hpp"
 
 namespace faltung {
 
@@ -105,38 +104,17 @@ class Conv2D : public Layer<T> {
                              this->input_grad_needed() ? dx.data() : nullptr, workspace_);
   }
 
+  /// The kernels' parameters for a batch of `batch` samples of the input shape the layer was
+  /// built for.
+  kernels::Conv2DParams params(std::size_t batch) const { return params_for(this->input_shape_, batch); }
+  /// The kernel (filters, C, KH, KW), and the bias (filters), null without one.
+  Parameter<T>& kernel() { return kernel_; }
+  Parameter<T>* bias() { return options_.use_bias_ ? &bias_ : nullptr; }
+
   std::vector<Parameter<T>*> parameters() override { return this->appended_parameters(); }
   void append_parameters(std::vector<Parameter<T>*>& out) override {
     out.push_back(&kernel_);
     if (options_.use_bias_) out.push_back(&bias_);
-  }
-
-  /// With a ReLU or no activation, a MaxPool2D after this layer runs fused into its kernels
-  /// (kernels::FusedMaxPool): y is the pool's output, and this layer's own output, four times
-  /// larger for a 2x2 pool, never goes to memory. The same numbers as the two layers one by one.
-  bool forward_fused(Layer<T>& next, const Tensor<T>& x, Tensor<T>& y) override {
-    auto* pool = fusable_pool(next);
-    if (!pool) return false;
-    this->check_input(x);
-    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
-    const kernels::FusedMaxPool<T> fused = pool->fused_forward(p.batch, y);
-    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
-                            static_cast<T*>(nullptr), workspace_, options_.activation_.kind == ActivationKind::ReLU,
-                            &fused);
-    return true;
-  }
-
-  void backward_fused(Layer<T>& next, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
-                      Tensor<T>& dx) override {
-    auto* pool = fusable_pool(next);
-    if (!pool) return Layer<T>::backward_fused(next, x, y, dy, dx);
-    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
-    const kernels::FusedMaxPool<T> fused = pool->fused_backward(y, dy);
-    if (this->input_grad_needed()) dx.resize(x.shape());
-    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), static_cast<const T*>(nullptr),
-                             static_cast<const T*>(nullptr), options_.activation_.kind == ActivationKind::ReLU,
-                             kernel_.grad.data(), options_.use_bias_ ? bias_.grad.data() : nullptr,
-                             this->input_grad_needed() ? dx.data() : nullptr, workspace_, &fused);
   }
 
   std::string spec() const override {
@@ -170,12 +148,6 @@ class Conv2D : public Layer<T> {
     p.h = window_axis(in[1], options_.kernel_h_, options_.stride_h_, options_.padding_, options_.pad_h_, "Conv2D height");
     p.w = window_axis(in[2], options_.kernel_w_, options_.stride_w_, options_.padding_, options_.pad_w_, "Conv2D width");
     return p;
-  }
-
-  /// `next` as a pool this layer can run fused, or null.
-  MaxPool2D<T>* fusable_pool(Layer<T>& next) const {
-    const ActivationKind f = options_.activation_.kind;
-    return f == ActivationKind::ReLU || f == ActivationKind::Linear ? dynamic_cast<MaxPool2D<T>*>(&next) : nullptr;
   }
 
   Conv2DOptions options_;

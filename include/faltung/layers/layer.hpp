@@ -58,20 +58,6 @@ class Layer {
   virtual void append_parameters(std::vector<Parameter<T>*>& out) {
     for (Parameter<T>* p : parameters()) out.push_back(p);
   }
-  /// Fusion with the next layer, for a layer that can compute itself and `next` in one pass
-  /// (Conv2D with a MaxPool2D after it): forward_fused computes next's output y from this
-  /// layer's input x and returns true, or returns false and does nothing when it cannot.
-  /// Sequential then calls backward_fused, with y and dL/dy, for the gradient dL/dx.
-  virtual bool forward_fused(Layer<T>& next, const Tensor<T>& x, Tensor<T>& y) {
-    (void)next, (void)x, (void)y;
-    return false;
-  }
-  virtual void backward_fused(Layer<T>& next, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
-                              Tensor<T>& dx) {
-    (void)x, (void)y, (void)dy, (void)dx;
-    detail::fail(type(), " '", name_, "': backward_fused with ", next.type(), " '", next.name(),
-                 "' after a forward that did not fuse them");
-  }
   virtual std::string spec() const = 0;
   /// A deep copy, parameters included (Sequential has value semantics).
   virtual std::unique_ptr<Layer<T>> clone() const = 0;

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "faltung/kernels/conv2d.hpp"
 #include "faltung/kernels/pool2d.hpp"
 #include "faltung/layers/layer.hpp"
 
@@ -70,29 +69,9 @@ class MaxPool2D : public Layer<T> {
     kernels::max_pool2d_backward(p, dy.data(), argmax_.data(), dx.data());
   }
 
-  /// The pool as a Conv2D runs it fused behind itself (Conv2D::forward_fused): y is sized for
-  /// the batch and the winning pixels are kept for backward, as forward() does.
-  kernels::FusedMaxPool<T> fused_forward(std::size_t batch, Tensor<T>& y) {
-    FALTUNG_CHECK(this->built_, "MaxPool2D '", this->name_, "': forward before build");
-    kernels::FusedMaxPool<T> f;
-    f.p = params_for(this->input_shape_, batch);
-    y.resize(this->output_shape_.with_batch(batch));
-    argmax_.resize(y.size());
-    f.out = y.data();
-    f.argmax = argmax_.data();
-    return f;
-  }
-  /// The same for Conv2D::backward_fused, after fused_forward gave y.
-  kernels::FusedMaxPool<T> fused_backward(const Tensor<T>& y, const Tensor<T>& dy) {
-    FALTUNG_CHECK(dy.shape() == y.shape() && argmax_.size() == y.size(), "MaxPool2D '", this->name_,
-                  "': backward with a gradient ", dy.shape(), " for an output ", y.shape());
-    kernels::FusedMaxPool<T> f;
-    f.p = params_for(this->input_shape_, y.dim(0));
-    f.argmax = argmax_.data();
-    f.y = y.data();
-    f.dy = dy.data();
-    return f;
-  }
+  /// The kernels' parameters for a batch of `batch` samples of the input shape the layer was
+  /// built for.
+  kernels::Pool2DParams params(std::size_t batch) const { return params_for(this->input_shape_, batch); }
 
   std::string spec() const override {
     std::ostringstream os;

@@ -8,12 +8,15 @@
 //   net.compile(SparseCrossEntropy{}, Adam<float>());
 //   History h = net.fit(x, y, FitOptions().epochs(10).batch_size(64).validation_split(0.1));
 //
-// One batch flows through it like this (train_on_batch): forward through each layer into
-// outputs_[i]; the loss gives dL/d(output); backward runs the layers in reverse, ping-ponging
-// the gradient between two buffers and adding into each parameter's grad; the optimizer steps.
-// A layer may compute the next one with it (Layer::forward_fused: a Conv2D with a MaxPool2D
-// after it), both passes; the numbers are the same as layer by layer.
-// All buffers are kept across batches, so the steady state allocates nothing.
+// One batch flows through it like this (train_on_batch): forward through each layer of the
+// execution list into outputs_[i]; the loss gives dL/d(output); backward runs the list in
+// reverse, ping-ponging the gradient between two buffers and adding into each parameter's grad;
+// the optimizer steps. All buffers are kept across batches, so the steady state allocates nothing.
+//
+// The execution list is the user's layers, rewritten once where two layers run faster as one:
+// a Conv2D directly followed by a MaxPool2D becomes a ConvPool (layers/conv_pool.hpp), with
+// bitwise the same numbers. Everything the user sees (layer(i), summary, spec, parameters,
+// model files) is the layer list as written.
 //
 // Sequential has value semantics: copying one copies every layer and its weights.
 
@@ -36,6 +39,7 @@
 #include "faltung/io/model_file.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/copy.hpp"
+#include "faltung/layers/conv_pool.hpp"
 #include "faltung/layers/layer.hpp"
 #include "faltung/model/callbacks.hpp"
 #include "faltung/model/history.hpp"
@@ -134,7 +138,7 @@ class Sequential {
     name_counts_ = other.name_counts_;
     loss_ = other.loss_;
     optimizer_ = other.optimizer_ ? other.optimizer_->clone() : nullptr;
-    outputs_.assign(layers_.size(), Tensor<T>());
+    plan_execution();  // a ConvPool refers to this model's own layers
     return *this;
   }
   Sequential(Sequential&&) noexcept = default;
@@ -161,7 +165,7 @@ class Sequential {
       layer->set_name(k == 0 ? stem : stem + "_" + std::to_string(k));
     }
     layers_.push_back(std::move(layer));
-    outputs_.emplace_back();
+    plan_execution();
     return *this;
   }
 
@@ -169,7 +173,7 @@ class Sequential {
   Sequential& pop() {
     FALTUNG_CHECK(!layers_.empty(), "Sequential::pop: the model has no layers");
     layers_.pop_back();
-    outputs_.pop_back();
+    plan_execution();
     return *this;
   }
 
@@ -200,6 +204,7 @@ class Sequential {
     }
     input_shape_ = input_shape;
     built_ = true;
+    plan_execution();
   }
 
   bool built() const { return built_; }
@@ -215,6 +220,11 @@ class Sequential {
       if (l->name() == name) return *l;
     detail::fail("Sequential::layer: no layer named '", name, "'");
   }
+
+  /// The layers as forward() and backward() run them: the layer list with each Conv2D that a
+  /// MaxPool2D directly follows run together with it as one ConvPool (named "conv2d+max_pooling2d").
+  /// For profiling; the list is made again whenever the layers change.
+  const std::vector<Layer<T>*>& execution() const { return execution_; }
 
   /// Every parameter in layer order (kernel, then bias, of each layer).
   std::vector<Parameter<T>*> parameters() {
@@ -273,16 +283,8 @@ class Sequential {
                   ", got a batch of shape ", x.shape());
     input_ = &x;
     const Tensor<T>* in = &x;
-    fused_.assign(layers_.size(), 0);  // keeps its capacity
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      // A layer that computes the next one with it (Conv2D + MaxPool2D) leaves its own output
-      // unwritten; fused_ tells backward.
-      if (i + 1 < layers_.size() && layers_[i]->forward_fused(*layers_[i + 1], *in, outputs_[i + 1])) {
-        fused_[i] = 1;
-        ++i;
-      } else {
-        layers_[i]->forward(*in, outputs_[i]);
-      }
+    for (std::size_t i = 0; i < execution_.size(); ++i) {
+      execution_[i]->forward(*in, outputs_[i]);
       in = &outputs_[i];
     }
     return *in;
@@ -296,15 +298,9 @@ class Sequential {
                   doutput.shape(), " for an output of shape ", outputs_.back().shape());
     const Tensor<T>* dy = &doutput;
     int next = 0;  // the buffer dx goes to: the one dy is not in
-    for (std::size_t i = layers_.size(); i-- > 0;) {
+    for (std::size_t i = execution_.size(); i-- > 0;) {
       Tensor<T>& dx = grad_buffers_[next];
-      const bool fused = i > 0 && fused_[i - 1];
-      if (fused) --i;  // layers i and i + 1 ran as one
-      const Tensor<T>& x = i == 0 ? *input_ : outputs_[i - 1];
-      if (fused)
-        layers_[i]->backward_fused(*layers_[i + 1], x, outputs_[i + 1], *dy, dx);
-      else
-        layers_[i]->backward(x, outputs_[i], *dy, dx);
+      execution_[i]->backward(i == 0 ? *input_ : outputs_[i - 1], outputs_[i], *dy, dx);
       dy = &dx;
       next ^= 1;
     }
@@ -651,6 +647,26 @@ class Sequential {
     return step_parameters_;
   }
 
+  /// Makes the execution list from the layer list (see the top of this file). Called whenever the
+  /// layers change or are built: a pair is fused only once both its layers are built.
+  void plan_execution() {
+    execution_.clear();
+    rewritten_.clear();
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      std::unique_ptr<Layer<T>> pair;
+      if (i + 1 < layers_.size()) pair = ConvPool<T>::fuse(*layers_[i], *layers_[i + 1]);
+      if (pair) {
+        rewritten_.push_back(std::move(pair));
+        execution_.push_back(rewritten_.back().get());
+        ++i;
+      } else {
+        execution_.push_back(layers_[i].get());
+      }
+    }
+    outputs_.resize(execution_.size());
+    input_ = nullptr;  // the outputs of an earlier forward no longer match the list
+  }
+
   bool weights_finite() {
     for (Parameter<T>* p : step_parameters())
       if (!p->value.as_vector().allFinite()) return false;
@@ -667,9 +683,10 @@ class Sequential {
     for (std::size_t i = 0; i < params.size() && i < w.size(); ++i) params[i]->value = w[i];
   }
 
-  std::vector<std::unique_ptr<Layer<T>>> layers_;
-  std::vector<Tensor<T>> outputs_;  // outputs_[i]: output of layer i in the latest forward
-  std::vector<char> fused_;         // fused_[i]: layer i computed layer i + 1 with it (outputs_[i] unused)
+  std::vector<std::unique_ptr<Layer<T>>> layers_;      // the layers as the user added them
+  std::vector<Layer<T>*> execution_;                   // what forward runs; see plan_execution()
+  std::vector<std::unique_ptr<Layer<T>>> rewritten_;   // the ConvPools in execution_
+  std::vector<Tensor<T>> outputs_;  // outputs_[i]: output of execution_[i] in the latest forward
   Tensor<T> grad_buffers_[2];        // the gradient ping-pongs between these in backward
   Tensor<T> loss_grad_, batch_x_, batch_y_;
   std::vector<Parameter<T>*> step_parameters_;  // see step_parameters()
