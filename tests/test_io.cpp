@@ -145,8 +145,8 @@ class Exploding : public Layer<T> {
   std::string type() const override { return "Exploding"; }
   std::string default_name() const override { return "exploding"; }
   Shape output_shape(const Shape& in) const override { return in; }
-  void forward(const Tensor<T>& x, Tensor<T>& y) override { y = x; }
-  void backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override { dx = dy; }
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { y = x; }
+  void backward_impl(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override { dx = dy; }
   std::vector<Parameter<T>*> parameters() override {
     if (*armed_) throw Error("Exploding: parameters() failed");
     return {};

@@ -143,13 +143,12 @@ struct WrongSquare : Layer<double> {
   std::string type() const override { return "WrongSquare"; }
   std::string default_name() const override { return "wrong_square"; }
   Shape output_shape(const Shape& in) const override { return in; }
-  void forward(const Tensor<double>& x, Tensor<double>& y) override {
+  void forward_impl(const Tensor<double>& x, Tensor<double>& y) override {
     y.resize(x.shape());
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * x[i];
   }
-  void backward(const Tensor<double>& x, const Tensor<double>&, const Tensor<double>& dy,
-                Tensor<double>& dx) override {
-    dx.resize(x.shape());
+  void backward_impl(const Tensor<double>& x, const Tensor<double>&, const Tensor<double>& dy,
+                     Tensor<double>& dx) override {  // dx comes sized: input_grad_needed() is true
     for (std::size_t i = 0; i < x.size(); ++i) dx[i] = (i == 3 ? 1.9 : 2.0) * x[i] * dy[i];  // one wrong entry
   }
   std::string spec() const override { return "wrong_square"; }
@@ -697,6 +696,122 @@ TEST(DropoutLayer, Statistics) {
     for (float v : y) sum += v;
     EXPECT_NEAR(sum / double(count), 1.0, 6 * sigma * double(scale)) << "rate " << rate;
   }
+}
+
+// =============================================================================================
+// The contract's checked entry points: forward and backward check every tensor against the built
+// shapes and the batch of the latest forward before a layer's implementation runs.
+
+TEST(LayerContract, DropoutBackwardWithAWrongGradientIsAnError) {
+  // Without the check, the mask of 4 x 3 elements is read for a gradient of 4 x 5: past its end.
+  Dropout<float> drop(0.5);
+  drop.set_name("dropout_2");
+  Random rng(5);
+  drop.build({3}, rng);
+  drop.set_training(true);
+  Tensor<float> x({4, 3}), y, dx, dy({4, 5});
+  drop.forward(x, y);
+  const std::string msg = error_of([&] { drop.backward(x, y, dy, dx); });
+  EXPECT_TRUE(contains(msg, "Dropout 'dropout_2'")) << msg;
+  EXPECT_TRUE(contains(msg, "dy has shape (4, 5)")) << msg;
+  EXPECT_TRUE(contains(msg, "(4, 3)")) << msg;
+}
+
+TEST(LayerContract, DenseForwardWithAWrongWidthIsAnError) {
+  Dense<float> dense(3);
+  dense.set_name("dense_7");
+  Random rng(5);
+  dense.build({4}, rng);
+  Tensor<float> x({2, 5}), y;
+  const std::string msg = error_of([&] { dense.forward(x, y); });
+  EXPECT_TRUE(contains(msg, "Dense 'dense_7'")) << msg;
+  EXPECT_TRUE(contains(msg, "(4)")) << msg;
+  EXPECT_TRUE(contains(msg, "(2, 5)")) << msg;
+}
+
+/// Every built-in layer, built: forward on x, then backward with a dy one column too wide, with
+/// x and y of another batch, and before any forward. Each is an error that names the layer.
+template <class L>
+void expect_checked_entry_points(L& layer, const Shape& per_sample) {
+  SCOPED_TRACE(layer.type());
+  layer.set_name("checked");
+  const std::string who = layer.type() + " 'checked'";
+  Tensor<float> x(per_sample.with_batch(2)), y, dx;
+  Random rng(3);
+  for (float& v : x) v = float(rng.uniform(-1, 1));
+  EXPECT_TRUE(contains(error_of([&] { layer.backward(x, x, x, dx); }), who + ": backward without a forward"));
+  layer.forward(x, y);
+  Shape wide = y.shape();
+  wide[wide.rank() - 1] += 1;
+  const Tensor<float> dy_wide(wide);
+  std::string msg = error_of([&] { layer.backward(x, y, dy_wide, dx); });
+  EXPECT_TRUE(contains(msg, who + ": backward: the gradient dy has shape " + wide.to_string())) << msg;
+  EXPECT_TRUE(contains(msg, y.shape().to_string())) << msg;
+  const Tensor<float> x3(per_sample.with_batch(3));
+  msg = error_of([&] { layer.backward(x3, y, y, dx); });
+  EXPECT_TRUE(contains(msg, who + ": backward: x has shape " + x3.shape().to_string())) << msg;
+  Tensor<float> y3;
+  layer.forward(x3, y3);
+  msg = error_of([&] { layer.backward(x3, y, y, dx); });
+  EXPECT_TRUE(contains(msg, who + ": backward: y has shape " + y.shape().to_string())) << msg;
+  // The right tensors pass, and dx has x's shape.
+  layer.backward(x3, y3, y3, dx);
+  EXPECT_EQ(dx.shape(), x3.shape());
+}
+
+TEST(LayerContract, EveryLayerChecksBackwardAgainstTheLatestForward) {
+  Random rng(9);
+  Dense<float> dense(DenseOptions(3).activation(ActivationKind::ReLU));
+  dense.build({4}, rng);
+  expect_checked_entry_points(dense, {4});
+  Conv2D<float> conv(Conv2DOptions(2, 3).padding(Same));
+  conv.build({1, 4, 4}, rng);
+  expect_checked_entry_points(conv, {1, 4, 4});
+  MaxPool2D<float> pool(2);
+  pool.build({2, 4, 4}, rng);
+  expect_checked_entry_points(pool, {2, 4, 4});
+  Dropout<float> drop(0.5);
+  drop.build({2, 3}, rng);
+  drop.set_training(true);
+  expect_checked_entry_points(drop, {2, 3});
+  Flatten<float> flat;
+  flat.build({2, 3}, rng);
+  expect_checked_entry_points(flat, {2, 3});
+  ReLU<float> relu;
+  relu.build({5}, rng);
+  expect_checked_entry_points(relu, {5});
+  Conv2D<float> conv_relu(Conv2DOptions(2, 3).padding(Same).activation(ActivationKind::ReLU));
+  conv_relu.build({1, 4, 4}, rng);
+  MaxPool2D<float> after(2);
+  after.build({2, 4, 4}, rng);
+  std::unique_ptr<Layer<float>> pair = ConvPool<float>::fuse(conv_relu, after);
+  ASSERT_NE(pair, nullptr);
+  expect_checked_entry_points(*pair, {1, 4, 4});
+}
+
+/// A user's layer whose forward_impl forgets to size y.
+struct ForgetsToSizeY : Layer<float> {
+  std::string type() const override { return "ForgetsToSizeY"; }
+  std::string default_name() const override { return "forgets"; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  void forward_impl(const Tensor<float>&, Tensor<float>&) override {}
+  void backward_impl(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, Tensor<float>&) override {}
+  std::string spec() const override { return "forgets"; }
+  std::unique_ptr<Layer<float>> clone() const override { return std::make_unique<ForgetsToSizeY>(*this); }
+};
+
+TEST(LayerContract, AnOutputOfTheWrongShapeIsAnError) {
+  ForgetsToSizeY layer;
+  layer.set_name("mine");
+  Random rng(1);
+  layer.build({3}, rng);
+  Tensor<float> x({2, 3}), y;
+  const std::string msg = error_of([&] { layer.forward(x, y); });
+  EXPECT_TRUE(contains(msg, "ForgetsToSizeY 'mine': forward produced ()")) << msg;
+  EXPECT_TRUE(contains(msg, "(3)")) << msg;
+  // A forward that failed is no forward for backward.
+  Tensor<float> dx;
+  EXPECT_TRUE(contains(error_of([&] { layer.backward(x, y, y, dx); }), "backward without a forward"));
 }
 
 TEST(DropoutLayer, BackwardUsesTheMaskAndInferenceIsIdentity) {

@@ -355,11 +355,11 @@ class Scale : public Layer<float> {
   std::string type() const override { return "Scale"; }
   std::string default_name() const override { return "scale"; }
   Shape output_shape(const Shape& in) const override { return in; }
-  void forward(const Tensor<float>& x, Tensor<float>& y) override {
+  void forward_impl(const Tensor<float>& x, Tensor<float>& y) override {
     y.resize(x.shape());
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = w_.value[0] * x[i];
   }
-  void backward(const Tensor<float>& x, const Tensor<float>&, const Tensor<float>& dy, Tensor<float>& dx) override {
+  void backward_impl(const Tensor<float>& x, const Tensor<float>&, const Tensor<float>& dy, Tensor<float>& dx) override {
     dx.resize(x.shape());
     for (std::size_t i = 0; i < x.size(); ++i) {
       w_.grad[0] += dy[i] * x[i];

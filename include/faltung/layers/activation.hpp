@@ -36,24 +36,23 @@ class ActivationLayer : public Layer<T> {
     return in;
   }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
+  std::string spec() const override { return activation_spec(f_); }
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<ActivationLayer<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
     y.resize(x.shape());
     std::size_t outer, axis, inner;
     layout(x.shape(), outer, axis, inner);
     kernels::activation_forward(f_, x.data(), y.data(), outer, axis, inner);
   }
 
-  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
-    dx.resize(x.shape());
     std::size_t outer, axis, inner;
     layout(x.shape(), outer, axis, inner);
     kernels::activation_backward(f_, y.data(), dy.data(), dx.data(), outer, axis, inner);
   }
-
-  std::string spec() const override { return activation_spec(f_); }
-  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<ActivationLayer<T>>(*this); }
 
  private:
   static void layout(const Shape& s, std::size_t& outer, std::size_t& axis, std::size_t& inner) {

@@ -74,36 +74,6 @@ class Conv2D : public Layer<T> {
     if (options_.use_bias_) bias_ = Parameter<T>("bias", Shape{f});
   }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
-    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
-    y.resize(this->output_shape_.with_batch(p.batch));
-    // ReLU is fused into the convolution's store; other activations take a pass of their own.
-    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
-    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
-                            y.data(), workspace_, fused_relu);
-    if (!fused_relu)
-      kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
-  }
-
-  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
-    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
-    // ReLU's derivative is fused into the kernel's per-sample loop (it reads y); other
-    // activations take a pass of their own into dz_.
-    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
-    const T* dz = dy.data();
-    if (!options_.activation_.is_linear() && !fused_relu) {
-      dz_.resize(dy.shape());
-      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), p.batch, p.out_channels,
-                                   p.out_pixels());
-      dz = dz_.data();
-    }
-    if (this->input_grad_needed()) dx.resize(x.shape());
-    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), y.data(), dz, fused_relu, kernel_.grad.data(),
-                             options_.use_bias_ ? bias_.grad.data() : nullptr,
-                             this->input_grad_needed() ? dx.data() : nullptr, workspace_);
-  }
-
   /// The kernels' parameters for a batch of `batch` samples of the input shape the layer was
   /// built for.
   kernels::Conv2DParams params(std::size_t batch) const { return params_for(this->input_shape_, batch); }
@@ -137,6 +107,35 @@ class Conv2D : public Layer<T> {
   }
 
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Conv2D<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
+    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    // ReLU is fused into the convolution's store; other activations take a pass of their own.
+    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
+    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
+                            y.data(), workspace_, fused_relu);
+    if (!fused_relu)
+      kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
+  }
+
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
+    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    // ReLU's derivative is fused into the kernel's per-sample loop (it reads y); other
+    // activations take a pass of their own into dz_.
+    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
+    const T* dz = dy.data();
+    if (!options_.activation_.is_linear() && !fused_relu) {
+      dz_.resize(dy.shape());
+      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), p.batch, p.out_channels,
+                                   p.out_pixels());
+      dz = dz_.data();
+    }
+    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), y.data(), dz, fused_relu, kernel_.grad.data(),
+                             options_.use_bias_ ? bias_.grad.data() : nullptr,
+                             this->input_grad_needed() ? dx.data() : nullptr, workspace_);
+  }
 
  private:
   kernels::Conv2DParams params_for(const Shape& in, std::size_t batch) const {

@@ -48,8 +48,20 @@ class ConvPool : public Layer<T> {
   std::string default_name() const override { return "conv_pool"; }
   Shape output_shape(const Shape& in) const override { return pool_->output_shape(conv_->output_shape(in)); }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
+  /// The convolution's parameters (the pool has none).
+  std::vector<Parameter<T>*> parameters() override { return conv_->parameters(); }
+  void append_parameters(std::vector<Parameter<T>*>& out) override { conv_->append_parameters(out); }
+
+  std::string spec() const override { return conv_->spec() + "," + pool_->spec(); }
+
+  /// A ConvPool refers to two layers of one model; a copied model makes its own (Sequential's
+  /// copy plans its execution afresh), so copying one is a mistake.
+  std::unique_ptr<Layer<T>> clone() const override {
+    detail::fail("ConvPool '", this->name_, "' refers to the layers of one model and is not copied");
+  }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
     const kernels::Conv2DParams p = conv_->params(x.dim(0));
     y.resize(this->output_shape_.with_batch(p.batch));
     argmax_.resize(y.size());  // grows once, then reused: capacity is kept
@@ -61,33 +73,18 @@ class ConvPool : public Layer<T> {
                             workspace_, relu(), &pool);
   }
 
-  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
-    FALTUNG_CHECK(dy.shape() == y.shape() && argmax_.size() == y.size(), type(), " '", this->name_,
-                  "': backward with a gradient ", dy.shape(), " for an output ", y.shape());
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
     const kernels::Conv2DParams p = conv_->params(x.dim(0));
     kernels::FusedMaxPool<T> pool;
     pool.p = pool_->params(p.batch);
     pool.argmax = argmax_.data();
     pool.y = y.data();
     pool.dy = dy.data();
-    if (this->input_grad_needed()) dx.resize(x.shape());
     Parameter<T>* bias = conv_->bias();
     kernels::conv2d_backward(p, x.data(), conv_->kernel().value.data(), static_cast<const T*>(nullptr),
                              static_cast<const T*>(nullptr), relu(), conv_->kernel().grad.data(),
                              bias ? bias->grad.data() : nullptr, this->input_grad_needed() ? dx.data() : nullptr,
                              workspace_, &pool);
-  }
-
-  /// The convolution's parameters (the pool has none).
-  std::vector<Parameter<T>*> parameters() override { return conv_->parameters(); }
-  void append_parameters(std::vector<Parameter<T>*>& out) override { conv_->append_parameters(out); }
-
-  std::string spec() const override { return conv_->spec() + "," + pool_->spec(); }
-
-  /// A ConvPool refers to two layers of one model; a copied model makes its own (Sequential's
-  /// copy plans its execution afresh), so copying one is a mistake.
-  std::unique_ptr<Layer<T>> clone() const override {
-    detail::fail("ConvPool '", this->name_, "' refers to the layers of one model and is not copied");
   }
 
  private:

@@ -60,32 +60,6 @@ class Dense : public Layer<T> {
     if (options_.use_bias_) bias_ = Parameter<T>("bias", Shape{units});
   }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
-    const std::size_t n = x.dim(0), units = options_.units_;
-    y.resize(Shape{n, units});
-    kernels::dense_forward(x.data(), kernel_.value.data(), y.data(), n, this->input_shape_[0], units);
-    if (options_.use_bias_) y.as_matrix(n, units).rowwise() += bias_.value.as_vector().transpose();
-    kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
-  }
-
-  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
-    const std::size_t n = x.dim(0), in = this->input_shape_[0], units = options_.units_;
-    const Tensor<T>* dz = &dy;
-    if (!options_.activation_.is_linear()) {
-      dz_.resize(dy.shape());
-      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), n, units, 1);
-      dz = &dz_;
-    }
-    const auto dZ = dz->as_matrix(n, units);
-    kernels::dense_backward_weights(x.data(), dz->data(), kernel_.grad.data(), n, in, units);
-    if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
-    if (this->input_grad_needed()) {
-      dx.resize(x.shape());
-      kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units, transposed_kernel_);
-    }
-  }
-
   std::vector<Parameter<T>*> parameters() override { return this->appended_parameters(); }
   void append_parameters(std::vector<Parameter<T>*>& out) override {
     out.push_back(&kernel_);
@@ -102,6 +76,31 @@ class Dense : public Layer<T> {
   }
 
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dense<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
+    const std::size_t n = x.dim(0), units = options_.units_;
+    y.resize(Shape{n, units});
+    kernels::dense_forward(x.data(), kernel_.value.data(), y.data(), n, this->input_shape_[0], units);
+    if (options_.use_bias_) y.as_matrix(n, units).rowwise() += bias_.value.as_vector().transpose();
+    kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
+  }
+
+  void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
+    const std::size_t n = x.dim(0), in = this->input_shape_[0], units = options_.units_;
+    const Tensor<T>* dz = &dy;
+    if (!options_.activation_.is_linear()) {
+      dz_.resize(dy.shape());
+      kernels::activation_backward(options_.activation_, y.data(), dy.data(), dz_.data(), n, units, 1);
+      dz = &dz_;
+    }
+    const auto dZ = dz->as_matrix(n, units);
+    kernels::dense_backward_weights(x.data(), dz->data(), kernel_.grad.data(), n, in, units);
+    if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
+    if (this->input_grad_needed()) {
+      kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units, transposed_kernel_);
+    }
+  }
 
  private:
   DenseOptions options_;

@@ -32,8 +32,18 @@ class Dropout : public Layer<T> {
     seed_ = rng.next_u64();  // this layer's stream; each batch advances it
   }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
+  /// For gradient checking: every training forward reuses the same mask instead of drawing a
+  /// new one, so that the layer is a fixed function of its input.
+  void repeat_mask(bool on) { repeat_mask_ = on; }
+
+  std::string spec() const override {
+    return "drop:" + detail::shortest(rate_);
+  }
+
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dropout<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
     y.resize(x.shape());
     if (!this->training() || rate_ == 0.0) {
       kernels::parallel_copy(x.data(), x.size(), y.data());
@@ -47,24 +57,13 @@ class Dropout : public Layer<T> {
     masked_ = true;
   }
 
-  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+  void backward_impl(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
-    dx.resize(x.shape());
     if (masked_)
       kernels::dropout_backward(dy.data(), keep_.data(), dx.data(), dy.size(), rate_);
     else
       kernels::parallel_copy(dy.data(), dy.size(), dx.data());
   }
-
-  /// For gradient checking: every training forward reuses the same mask instead of drawing a
-  /// new one, so that the layer is a fixed function of its input.
-  void repeat_mask(bool on) { repeat_mask_ = on; }
-
-  std::string spec() const override {
-    return "drop:" + detail::shortest(rate_);
-  }
-
-  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dropout<T>>(*this); }
 
  private:
   double rate_;

@@ -20,20 +20,19 @@ class Flatten : public Layer<T> {
 
   Shape output_shape(const Shape& in) const override { return Shape{in.numel()}; }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
+  std::string spec() const override { return "flatten"; }
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Flatten<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
     y.resize(this->output_shape_.with_batch(x.dim(0)));
     kernels::parallel_copy(x.data(), x.size(), y.data());
   }
 
-  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+  void backward_impl(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
-    dx.resize(x.shape());
     kernels::parallel_copy(dy.data(), dy.size(), dx.data());
   }
-
-  std::string spec() const override { return "flatten"; }
-  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Flatten<T>>(*this); }
 };
 
 }  // namespace faltung

@@ -11,8 +11,8 @@
 //                     x and y are the tensors of the latest forward, unchanged; dy = dL/dy has
 //                     y's shape. ADDS dL/dparam into each parameter's grad (so gradients of
 //                     several batches accumulate until zero_grad), and WRITES dL/dx into dx
-//                     (resized to x's shape) unless input_grad_needed() is false, when dx may be
-//                     left untouched: the first layer of a network has nothing to feed.
+//                     (x's shape) unless input_grad_needed() is false, when dx is left
+//                     untouched: the first layer of a network has nothing to feed.
 //  parameters()       The trainable tensors in a fixed order (kernel, then bias).
 //  set_training(on)   Training or inference mode; Dropout reads it.
 //  spec()             The layer in the architecture language ("conv:32:3x3:same:relu"),
@@ -21,6 +21,17 @@
 // backward takes x and y explicitly rather than remembering pointers from forward: the caller
 // (Sequential, or the gradient checker) holds them anyway, and a layer then cannot read a
 // tensor that has since been freed or overwritten.
+//
+// forward and backward are the checked entry points, not virtual: they check every tensor's
+// shape against the built shapes and the batch of the latest forward (a few integer compares,
+// no allocation), size dx, and then call the layer's implementation, forward_impl and
+// backward_impl, which a layer overrides. An implementation can therefore rely on
+//   forward_impl   x is (N, in...)
+//   backward_impl  x is (N, in...), y and dy are (N, out...), with the N of the latest forward,
+//                  and dx is already (N, in...) when input_grad_needed() (when it is false, dx
+//                  is not sized, and an implementation that writes it must size it itself)
+// and a wrong tensor from a user's own training loop is an error naming the layer and both
+// shapes, not a read or write past the end of a buffer the layer kept from forward.
 
 #include <memory>
 #include <string>
@@ -48,8 +59,33 @@ class Layer {
     output_shape_ = output_shape(in);
     built_ = true;
   }
-  virtual void forward(const Tensor<T>& x, Tensor<T>& y) = 0;
-  virtual void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) = 0;
+
+  /// y (N, out...) = the layer applied to x (N, in...); see the contract above.
+  void forward(const Tensor<T>& x, Tensor<T>& y) {
+    FALTUNG_CHECK(built_, type(), " '", name_, "': forward before build");
+    FALTUNG_CHECK(is_batch_of(x.shape(), input_shape_), type(), " '", name_,
+                  "': forward: expected an input (N, ...) with per-sample shape ", input_shape_, ", got ", x.shape());
+    forward_batch_ = no_forward;  // until forward_impl has finished
+    forward_impl(x, y);
+    FALTUNG_CHECK(y.shape() == output_shape_.with_batch(x.dim(0)), type(), " '", name_, "': forward produced ",
+                  y.shape(), " for the output shape ", output_shape_, " it was built with");
+    forward_batch_ = x.dim(0);
+  }
+
+  /// Adds dL/dparam into the parameters' grads and writes dL/dx into dx, from x and y of the
+  /// latest forward and dy = dL/dy; see the contract above.
+  void backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) {
+    FALTUNG_CHECK(forward_batch_ != no_forward, type(), " '", name_, "': backward without a forward before it");
+    const Shape in = input_shape_.with_batch(forward_batch_), out = output_shape_.with_batch(forward_batch_);
+    FALTUNG_CHECK(x.shape() == in, type(), " '", name_, "': backward: x has shape ", x.shape(),
+                  " but the latest forward's input had shape ", in);
+    FALTUNG_CHECK(y.shape() == out, type(), " '", name_, "': backward: y has shape ", y.shape(),
+                  " but the latest forward's output had shape ", out);
+    FALTUNG_CHECK(dy.shape() == out, type(), " '", name_, "': backward: the gradient dy has shape ", dy.shape(),
+                  " but the latest forward's output had shape ", out);
+    if (input_grad_needed_) dx.resize(in);
+    backward_impl(x, y, dy, dx);
+  }
   /// The layer's trainable tensors, in a fixed order. A layer with parameters overrides this
   /// (and, to keep training steps free of allocation, append_parameters).
   virtual std::vector<Parameter<T>*> parameters() { return {}; }
@@ -94,19 +130,26 @@ class Layer {
     return all;
   }
 
-  /// Checks the batch tensor x against the shape the layer was built for.
-  void check_input(const Tensor<T>& x) const {
-    FALTUNG_CHECK(built_, type(), " '", name_, "': forward before build");
-    FALTUNG_CHECK(x.rank() == input_shape_.rank() + 1 && x.shape().without_batch() == input_shape_, type(),
-                  " '", name_, "': expected input (N, ...) with per-sample shape ", input_shape_, ", got ",
-                  x.shape());
-  }
+  /// The layer's computation, called by forward() once x is checked. Resizes y to (N, out...).
+  virtual void forward_impl(const Tensor<T>& x, Tensor<T>& y) = 0;
+  /// The layer's gradients, called by backward() once x, y and dy are checked and dx is sized.
+  virtual void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) = 0;
 
   Shape input_shape_, output_shape_;
   bool built_ = false;
   bool training_ = false;
   bool input_grad_needed_ = true;
   std::string name_;
+
+ private:
+  static constexpr std::size_t no_forward = std::size_t(-1);
+
+  /// Whether `batch` is (N, per_sample...) for some N.
+  static bool is_batch_of(const Shape& batch, const Shape& per_sample) {
+    return batch.rank() == per_sample.rank() + 1 && batch.without_batch() == per_sample;
+  }
+
+  std::size_t forward_batch_ = no_forward;  // N of the latest completed forward
 };
 
 }  // namespace faltung

@@ -54,21 +54,6 @@ class MaxPool2D : public Layer<T> {
     return Shape{in[0], p.h.out, p.w.out};
   }
 
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
-    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
-    y.resize(this->output_shape_.with_batch(p.batch));
-    argmax_.resize(y.size());  // grows once, then reused: capacity is kept
-    kernels::max_pool2d_forward(p, x.data(), y.data(), argmax_.data());
-  }
-
-  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
-    if (!this->input_grad_needed()) return;
-    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
-    dx.resize(x.shape());
-    kernels::max_pool2d_backward(p, dy.data(), argmax_.data(), dx.data());
-  }
-
   /// The kernels' parameters for a batch of `batch` samples of the input shape the layer was
   /// built for.
   kernels::Pool2DParams params(std::size_t batch) const { return params_for(this->input_shape_, batch); }
@@ -86,6 +71,20 @@ class MaxPool2D : public Layer<T> {
   }
 
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<MaxPool2D<T>>(*this); }
+
+ protected:
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
+    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    argmax_.resize(y.size());  // grows once, then reused: capacity is kept
+    kernels::max_pool2d_forward(p, x.data(), y.data(), argmax_.data());
+  }
+
+  void backward_impl(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+    if (!this->input_grad_needed()) return;
+    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
+    kernels::max_pool2d_backward(p, dy.data(), argmax_.data(), dx.data());
+  }
 
  private:
   kernels::Pool2DParams params_for(const Shape& in, std::size_t batch) const {

@@ -10,7 +10,7 @@
 namespace faltung {
 namespace kernels {
 
-/// A max pool fused behind a convolution (Sequential runs Conv2D + MaxPool2D this way). The
+/// A max pool fused behind a convolution (ConvPool, layers/conv_pool.hpp, runs this). The
 /// convolution's output of each sample, (OC, OH, OW) in a per-thread buffer, is pooled into y and
 /// argmax as max_pool2d_forward would pool the whole output; backward, each sample's dZ_n is
 /// unpooled from dy in the same buffer, through the ReLU when there is one. Plane for plane the
