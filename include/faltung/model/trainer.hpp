@@ -1,0 +1,388 @@
+#pragma once
+// Trainer<T>: how a Sequential model learns. It holds what compile() fixes (the loss, the
+// optimizer, the metrics) and runs the training loop; Sequential holds one and forwards its
+// Keras-style compile / fit / train_on_batch / evaluate to it, so this file is the whole of
+// training, top to bottom:
+//
+//   fit        split off the validation data; per epoch: shuffle, then per batch gather the
+//              rows, snapshot the weights (NaN policy), train_on_batch, report; then validate,
+//              record the History and let the callbacks stop the run.
+//   train_on_batch  forward in training mode, loss and its gradient, zero the grads, backward,
+//              one optimizer step.
+//   evaluate   forward in inference mode over batches, mean loss and accuracy.
+//
+// The batch and loss-gradient buffers are kept across batches, so the steady
+// state allocates nothing.
+
+#include <algorithm>
+#include <any>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "faltung/config.hpp"
+#include "faltung/io/model_file.hpp"
+#include "faltung/kernels/activation.hpp"
+#include "faltung/model/batch_rows.hpp"
+#include "faltung/model/callbacks.hpp"
+#include "faltung/model/history.hpp"
+#include "faltung/model/progress.hpp"
+#include "faltung/optimizers/optimizer.hpp"
+#include "faltung/tensor.hpp"
+
+namespace faltung {
+
+template <class T>
+class Sequential;
+
+/// Options of Sequential::fit, with Keras's defaults.
+struct FitOptions {
+  /// Passes over the training data. Default 1.
+  FitOptions& epochs(int v) { epochs_ = v; return *this; }
+  /// Samples per gradient step. Default 32. The last batch of an epoch may be smaller.
+  FitOptions& batch_size(std::size_t v) { batch_size_ = v; return *this; }
+  /// Reshuffle the training samples before each epoch. Default true.
+  FitOptions& shuffle(bool v) { shuffle_ = v; return *this; }
+  /// Hold out this fraction of the samples for validation, taken from the END of x and y before
+  /// any shuffling, as Keras does. Default 0. Ignored when validation data is given.
+  FitOptions& validation_split(double v) { validation_split_ = v; return *this; }
+  /// 0 silent; 1 a progress bar (one line per epoch when output is not a terminal); 2 one line per epoch.
+  FitOptions& verbose(int v) { verbose_ = v; return *this; }
+  /// Where progress goes. Default std::cout.
+  FitOptions& output(std::ostream& os) { output_ = &os; return *this; }
+  /// Stop when a batch's loss is NaN or infinite, keeping the weights of the last finite-loss
+  /// batch. Default true.
+  FitOptions& terminate_on_nan(bool v) { terminate_on_nan_ = v; return *this; }
+  /// Adds a callback (copied): .callback(EarlyStopping().patience(3))
+  template <class C, class = std::enable_if_t<std::is_base_of<Callback, std::decay_t<C>>::value>>
+  FitOptions& callback(C&& c) {
+    callbacks_.push_back(std::make_shared<std::decay_t<C>>(std::forward<C>(c)));
+    return *this;
+  }
+  /// Adds callbacks the caller keeps a handle to (to read them after training).
+  FitOptions& callbacks(std::vector<std::shared_ptr<Callback>> cs) {
+    callbacks_.insert(callbacks_.end(), cs.begin(), cs.end());
+    return *this;
+  }
+
+  int epochs_ = 1;
+  std::size_t batch_size_ = 32;
+  bool shuffle_ = true;
+  double validation_split_ = 0;
+  int verbose_ = 1;
+  std::ostream* output_ = &std::cout;
+  bool terminate_on_nan_ = true;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+};
+
+/// What evaluate() returns: `auto [loss, accuracy] = net.evaluate(x, y);`
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;  ///< NaN when the loss has no accuracy (mean squared error)
+};
+
+/// What train_on_batch() returns: the batch's mean loss, and its right and judged predictions
+/// (accuracy = correct / predictions; correct is 0 without an accuracy metric).
+struct BatchResult {
+  double loss;
+  std::size_t correct, predictions;
+};
+
+namespace detail {
+/// The compiled loss, with its scalar type fixed: any loss struct of losses/ fits.
+template <class T>
+struct CompiledLoss {
+  std::string name;
+  bool has_accuracy = false;
+  Activation output;  // what turns the network's output into probabilities for predict()
+  std::function<T(const Tensor<T>&, const Tensor<T>&, Tensor<T>*)> compute;
+  std::function<std::size_t(const Tensor<T>&, const Tensor<T>&)> correct;
+  std::function<std::size_t(const Tensor<T>&)> predictions;
+};
+
+template <class L, class = void>
+struct loss_output_activation {
+  static Activation get(const L&) { return ActivationKind::Linear; }
+};
+template <class L>
+struct loss_output_activation<L, std::void_t<decltype(std::declval<const L&>().output_activation())>> {
+  static Activation get(const L& l) { return l.output_activation(); }
+};
+}  // namespace detail
+
+template <class T>
+class Trainer {
+ public:
+  Trainer() = default;
+  Trainer(const Trainer& other) { *this = other; }
+  /// Copies the loss, the metrics and the optimizer with its state; no buffers.
+  Trainer& operator=(const Trainer& other) {
+    if (this == &other) return *this;
+    loss_ = other.loss_;
+    report_accuracy_ = other.report_accuracy_;
+    optimizer_ = other.optimizer_ ? other.optimizer_->clone() : nullptr;
+    return *this;
+  }
+  Trainer(Trainer&&) noexcept = default;
+  Trainer& operator=(Trainer&&) noexcept = default;
+
+  /// Fixes the loss and the optimizer. metrics: {"accuracy"} or {} (the loss is always reported).
+  template <class L, class O>
+  void compile(const L& loss, const O& optimizer, std::vector<std::string> metrics = {"accuracy"}) {
+    static_assert(std::is_base_of<Optimizer<T>, O>::value, "compile: the optimizer must be an Optimizer<T> of the model's T");
+    detail::CompiledLoss<T> c;
+    c.name = loss.name();
+    c.has_accuracy = L::has_accuracy;
+    c.output = detail::loss_output_activation<L>::get(loss);
+    c.compute = [loss](const Tensor<T>& p, const Tensor<T>& t, Tensor<T>* g) { return loss(p, t, g); };
+    c.correct = [loss](const Tensor<T>& p, const Tensor<T>& t) { return loss.correct(p, t); };
+    c.predictions = [loss](const Tensor<T>& p) { return loss.predictions(p); };
+    for (const std::string& m : metrics)
+      FALTUNG_CHECK(m == "accuracy" || m == "acc", "compile: unknown metric '", m, "' (known: accuracy)");
+    report_accuracy_ = c.has_accuracy && !metrics.empty();
+    loss_ = std::move(c);
+    optimizer_ = std::make_unique<O>(optimizer);
+  }
+  bool compiled() const { return optimizer_ != nullptr; }
+  Optimizer<T>& optimizer() {
+    FALTUNG_CHECK(optimizer_, "Sequential: compile the model first");
+    return *optimizer_;
+  }
+  /// What turns the model's outputs into probabilities (Linear before compile).
+  const Activation& output_activation() const { return loss_.output; }
+
+  /// Trains `model` on x (N, input...) and y (targets, first dimension N); with val_x and val_y
+  /// (both or neither), reports val_loss / val_accuracy on them after each epoch.
+  History fit(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* val_x,
+              const Tensor<T>* val_y, const FitOptions& o) {
+    FALTUNG_CHECK(compiled(), "Sequential::fit: compile the model first");
+    FALTUNG_CHECK(model.built(), "Sequential::fit: build the model first");
+    FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::fit: ", x.rank() ? x.dim(0) : 0,
+                  " samples in x but ", y.rank() ? y.dim(0) : 0, " in y");
+    FALTUNG_CHECK(o.epochs_ >= 0, "Sequential::fit: epochs must not be negative");
+    FALTUNG_CHECK(o.batch_size_ > 0, "Sequential::fit: batch_size must be positive");
+    FALTUNG_CHECK(o.validation_split_ >= 0 && o.validation_split_ < 1, "Sequential::fit: validation_split must be in [0, 1), got ",
+                  o.validation_split_);
+    if (val_x)
+      FALTUNG_CHECK(val_x->rank() >= 1 && val_y->rank() >= 1 && val_x->dim(0) == val_y->dim(0) && val_x->dim(0) > 0,
+                    "Sequential::fit: validation data has ", val_x->rank() ? val_x->dim(0) : 0, " samples in x and ",
+                    val_y->rank() ? val_y->dim(0) : 0, " in y");
+
+    // Keras takes the validation split from the end, before shuffling.
+    const std::size_t n_all = x.dim(0);
+    std::size_t n_train = n_all, val_first = 0, val_count = 0;
+    const Tensor<T>* vx = val_x;
+    const Tensor<T>* vy = val_y;
+    if (val_x) {
+      val_count = val_x->dim(0);
+    } else if (o.validation_split_ > 0) {
+      val_count = std::size_t(double(n_all) * o.validation_split_);
+      FALTUNG_CHECK(val_count > 0 && val_count < n_all, "Sequential::fit: validation_split ", o.validation_split_,
+                    " of ", n_all, " samples leaves ", val_count, " for validation and ", n_all - val_count,
+                    " for training");
+      n_train = n_all - val_count;
+      val_first = n_train;
+      vx = &x;
+      vy = &y;
+    }
+    FALTUNG_CHECK(n_train > 0, "Sequential::fit: no training samples");
+
+    History history;
+    Access access(model);
+    TrainingState state;
+    state.epochs = o.epochs_;
+    state.batches = (n_train + o.batch_size_ - 1) / o.batch_size_;
+    state.history = &history;
+    state.model = &access;
+    ProgressBar bar(*o.output_, o.verbose_, is_terminal(*o.output_));
+    std::vector<std::size_t> order(n_train);
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    std::vector<Tensor<T>> last_good;  // weights before the latest step, restored on a non-finite loss
+
+    for (auto& c : o.callbacks_) c->on_train_begin(state);
+    for (int epoch = 0; epoch < o.epochs_ && !state.stop_training; ++epoch) {
+      const auto start = std::chrono::steady_clock::now();
+      state.epoch = epoch;
+      for (auto& c : o.callbacks_) c->on_epoch_begin(state);
+      if (o.shuffle_) model.random().shuffle(order);
+      bar.start_epoch(epoch, o.epochs_, state.batches);
+      double loss_sum = 0;
+      std::size_t seen = 0, correct = 0, predictions = 0;
+      for (std::size_t b = 0; b < state.batches; ++b) {
+        const std::size_t first = b * o.batch_size_, m = std::min(o.batch_size_, n_train - first);
+        detail::gather_rows(x, order, first, m, batch_x_);
+        detail::gather_rows(y, order, first, m, batch_y_);
+        if (o.terminate_on_nan_) snapshot_into(model, last_good);
+        const BatchResult r = train_on_batch(model, batch_x_, batch_y_);
+        // A finite loss can still come with a step that overflows the weights, and the next
+        // batch's snapshot would then hold nothing good; so the weights are checked too.
+        if (o.terminate_on_nan_ && (!std::isfinite(r.loss) || !weights_finite(model))) {
+          restore_from(model, last_good);
+          std::ostringstream msg;
+          msg << "fit: ";
+          if (std::isfinite(r.loss))
+            msg << "the step at epoch " << epoch + 1 << ", batch " << b + 1 << " of " << state.batches
+                << " made the weights non-finite";
+          else
+            msg << "the loss became " << (std::isnan(r.loss) ? "NaN" : "infinite") << " at epoch " << epoch + 1
+                << ", batch " << b + 1 << " of " << state.batches;
+          msg << "; training stopped and the weights from before that batch were kept (a lower learning rate, "
+              << "or checking the inputs for NaN, usually helps)";
+          history.stop_reason = msg.str();
+          bar.message("\n" + msg.str());
+          state.batch = b;
+          state.stop_training = true;
+          break;
+        }
+        loss_sum += r.loss * double(m);
+        seen += m;
+        correct += r.correct;
+        predictions += r.predictions;
+        state.batch = b;
+        state.logs = running_logs(loss_sum, seen, correct, predictions);
+        bar.update(b + 1, to_pairs(state.logs));
+        for (auto& c : o.callbacks_) c->on_batch_end(state);
+        if (state.stop_training) break;
+      }
+      if (seen == 0) break;  // stopped on the first batch: no epoch to report
+
+      Logs logs = running_logs(loss_sum, seen, correct, predictions);
+      history.loss.push_back(logs["loss"]);
+      if (report_accuracy_) history.accuracy.push_back(logs["accuracy"]);
+      if (vx) {
+        const Evaluation e = evaluate(model, *vx, *vy, val_first, val_count, std::max<std::size_t>(o.batch_size_, 256));
+        logs["val_loss"] = e.loss;
+        history.val_loss.push_back(e.loss);
+        if (report_accuracy_) {
+          logs["val_accuracy"] = e.accuracy;
+          history.val_accuracy.push_back(e.accuracy);
+        }
+      }
+      logs["lr"] = optimizer_->learning_rate();
+      history.learning_rate.push_back(logs["lr"]);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      history.seconds.push_back(seconds);
+      state.logs = logs;
+      bar.finish_epoch(seconds, to_pairs(logs, false));
+      for (auto& c : o.callbacks_) c->on_epoch_end(state);
+      if (state.stop_training && history.stop_reason.empty()) {
+        history.stop_reason = state.stop_reason.empty() ? "stopped by a callback" : state.stop_reason;
+        bar.message(history.stop_reason);
+      }
+    }
+    for (auto& c : o.callbacks_) c->on_train_end(state);
+    model.set_training(false);
+    return history;
+  }
+
+  /// One gradient step on one batch: forward in training mode, loss, backward, optimizer step.
+  /// No step on a non-finite loss: the caller decides what to do about it.
+  BatchResult train_on_batch(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y) {
+    FALTUNG_CHECK(compiled(), "Sequential::train_on_batch: compile the model first");
+    model.set_training(true);
+    const Tensor<T>& out = model.forward(x);
+    const double loss = double(loss_.compute(out, y, &loss_grad_));
+    BatchResult r{loss, report_accuracy_ ? loss_.correct(out, y) : 0, loss_.predictions(out)};
+    if (!std::isfinite(loss)) return r;
+    model.zero_grad();
+    model.backward(loss_grad_);
+    optimizer_->step(model.step_parameters());
+    return r;
+  }
+
+  /// Loss and accuracy over the samples [first, first + count) of (x, y), in inference mode.
+  Evaluation evaluate(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, std::size_t first,
+                      std::size_t count, std::size_t batch_size) {
+    FALTUNG_CHECK(compiled(), "Sequential::evaluate: compile the model first");
+    FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::evaluate: ", x.dim(0),
+                  " samples in x but ", y.rank() ? y.dim(0) : 0, " in y");
+    FALTUNG_CHECK(count > 0, "Sequential::evaluate: no samples");
+    FALTUNG_CHECK(batch_size > 0, "Sequential::evaluate: batch_size must be positive");
+    model.set_training(false);
+    double loss_sum = 0;
+    std::size_t correct = 0, predictions = 0;
+    for (std::size_t b = first; b < first + count; b += batch_size) {
+      const std::size_t m = std::min(batch_size, first + count - b);
+      detail::slice_rows(x, b, m, batch_x_);
+      detail::slice_rows(y, b, m, batch_y_);
+      const Tensor<T>& out = model.forward(batch_x_);
+      loss_sum += double(loss_.compute(out, batch_y_, nullptr)) * double(m);
+      if (loss_.has_accuracy) correct += loss_.correct(out, batch_y_);
+      predictions += loss_.predictions(out);
+    }
+    Evaluation e;
+    e.loss = loss_sum / double(count);
+    e.accuracy = loss_.has_accuracy && predictions ? double(correct) / double(predictions) : std::nan("");
+    return e;
+  }
+
+ private:
+  // The model as callbacks see it.
+  class Access : public ModelAccess {
+   public:
+    explicit Access(Sequential<T>& m) : m_(m) {}
+    std::any snapshot_weights() const override {
+      std::vector<Tensor<T>> w;
+      for (Parameter<T>* p : m_.parameters()) w.push_back(p->value);
+      return w;
+    }
+    void restore_weights(const std::any& snapshot) override {
+      const auto& w = std::any_cast<const std::vector<Tensor<T>>&>(snapshot);
+      auto params = m_.parameters();
+      FALTUNG_CHECK(w.size() == params.size(), "restore_weights: snapshot of another model");
+      for (std::size_t i = 0; i < w.size(); ++i) params[i]->value = w[i];
+    }
+    void save(const std::string& path) const override { faltung::save_model(m_, path); }
+
+   private:
+    Sequential<T>& m_;
+  };
+
+  Logs running_logs(double loss_sum, std::size_t seen, std::size_t correct, std::size_t predictions) const {
+    Logs logs;
+    logs["loss"] = seen ? loss_sum / double(seen) : 0.0;
+    if (report_accuracy_) logs["accuracy"] = predictions ? double(correct) / double(predictions) : 0.0;
+    return logs;
+  }
+
+  // Keras's order: loss, accuracy, val_loss, val_accuracy (lr is not shown).
+  static std::vector<std::pair<std::string, double>> to_pairs(const Logs& logs, bool training_only = true) {
+    std::vector<std::pair<std::string, double>> v;
+    for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"}) {
+      auto it = logs.find(k);
+      if (it != logs.end() && (!training_only || std::string(k).rfind("val_", 0) != 0)) v.emplace_back(k, it->second);
+    }
+    return v;
+  }
+
+  // The NaN policy: the weights before the latest step, restored when it made anything non-finite.
+  static bool weights_finite(Sequential<T>& model) {
+    for (Parameter<T>* p : model.step_parameters())
+      if (!p->value.as_vector().allFinite()) return false;
+    return true;
+  }
+  static void snapshot_into(Sequential<T>& model, std::vector<Tensor<T>>& w) {
+    const auto& params = model.step_parameters();
+    w.resize(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) w[i] = params[i]->value;  // reuses w's memory
+  }
+  static void restore_from(Sequential<T>& model, const std::vector<Tensor<T>>& w) {
+    const auto& params = model.step_parameters();
+    for (std::size_t i = 0; i < params.size() && i < w.size(); ++i) params[i]->value = w[i];
+  }
+
+  detail::CompiledLoss<T> loss_;
+  bool report_accuracy_ = false;
+  std::unique_ptr<Optimizer<T>> optimizer_;
+  Tensor<T> loss_grad_, batch_x_, batch_y_;
+};
+
+}  // namespace faltung
