@@ -30,6 +30,7 @@
 
 #include "faltung/data/idx.hpp"
 #include "faltung/data/fashion_mnist.hpp"
+#include "faltung/data/image_preprocess.hpp"  // data/image.hpp, which reads files, needs stb: include it yourself
 #include "faltung/data/tabular.hpp"
 #include "faltung/data/csv.hpp"
 #include "faltung/data/standard_scaler.hpp"

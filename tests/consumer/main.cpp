@@ -7,6 +7,10 @@
 #include <cmath>
 #include <iostream>
 
+#if CONSUMER_WITH_IMAGE
+#include <faltung/data/image.hpp>  // faltung::image: stb_image's code must link
+#endif
+
 #if defined(CONSUMER_EXPECT_HAS_ZLIB)
 // The installed package says whether faltung was built with zlib; the target must carry that.
 static_assert(FALTUNG_HAS_ZLIB == CONSUMER_EXPECT_HAS_ZLIB,
@@ -49,6 +53,23 @@ int main() {
     std::cerr << "consumer: out-of-range index did not throw faltung::Error\n";
     return 1;
   }
+
+#if CONSUMER_WITH_IMAGE
+  // A missing picture is a faltung::Error; a 2x1 grey picture becomes a 28x28 input.
+  threw = false;
+  try {
+    (void)faltung::load_image<float>("/nonexistent/consumer.png");
+  } catch (const faltung::Error&) {
+    threw = true;
+  }
+  const unsigned char grey[2] = {0, 255};
+  const Tensor<float> picture = faltung::preprocess_image<float>(grey, 2, 1, 1);
+  if (!threw || picture.shape() != Shape{1, 1, 28, 28}) {
+    std::cerr << "consumer: faltung::image does not work (missing file threw: " << threw << ", shape "
+              << picture.shape() << ")\n";
+    return 1;
+  }
+#endif
 
   std::cout << "faltung " << FALTUNG_VERSION_STRING << " consumer OK (y " << y.shape()
             << ", openmp " << FALTUNG_HAS_OPENMP << ", zlib " << FALTUNG_HAS_ZLIB << ", simd gemm "

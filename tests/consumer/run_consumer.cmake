@@ -2,7 +2,9 @@
 #   cmake -DCONSUMER_MODE=find_package|add_subdirectory -DCONSUMER_WORK_DIR=... \
 #         -DFALTUNG_SOURCE_DIR=... -DFALTUNG_BINARY_DIR=... [-DCONSUMER_GENERATOR=...] \
 #         [-DCONSUMER_MAKE_PROGRAM=...] [-DCONSUMER_CXX_COMPILER=...] [-DCONSUMER_EIGEN3_DIR=...] \
-#         [-DCONSUMER_PREFIX_PATH=a|b] -P run_consumer.cmake
+#         [-DCONSUMER_PREFIX_PATH=a|b] [-DCONSUMER_WITH_IMAGE=ON] -P run_consumer.cmake
+#
+# CONSUMER_WITH_IMAGE (faltung found stb): the consumer also uses faltung::image.
 #
 # find_package:     installs faltung's build tree into ${CONSUMER_WORK_DIR}/prefix (emptied first),
 #                   then configures tests/consumer/find_package with CMAKE_PREFIX_PATH pointing there.
@@ -44,6 +46,9 @@ if(CONSUMER_CXX_COMPILER)
 endif()
 if(CONSUMER_EIGEN3_DIR)
   list(APPEND configure_args -DEigen3_DIR=${CONSUMER_EIGEN3_DIR})
+endif()
+if(CONSUMER_WITH_IMAGE)
+  list(APPEND configure_args -DCONSUMER_WITH_IMAGE=ON)
 endif()
 
 if(CONSUMER_MODE STREQUAL "find_package")

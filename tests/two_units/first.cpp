@@ -2,6 +2,9 @@
 // non-template function or a variable at namespace scope without `inline`, both object files
 // hold a definition and this program does not link.
 #include <faltung/faltung.hpp>
+#if FALTUNG_TEST_WITH_IMAGE
+#include <faltung/data/image.hpp>  // not in the umbrella header: it needs stb_image
+#endif
 
 #include <iostream>
 
