@@ -22,12 +22,20 @@
 #include <string>
 #include <vector>
 
+#ifdef FALTUNG_TEST_FASHION_MNIST_PROGRAM
+#include <stb_image_write.h>
+#include <sys/wait.h>
+
+#include <faltung/data/image.hpp>
+#endif
+
 #ifdef FALTUNG_TEST_EXAMPLE_PIECES
 #include "options.hpp"
 #include "plots.hpp"
 #include "report.hpp"
 #include "run.hpp"
 #include "common/svg_plot.hpp"
+#include "test_support.hpp"
 #endif
 
 namespace {
@@ -312,6 +320,31 @@ TEST(SvgPlot, PredictionGridDrawsPixelsAsGivenAndMarksMistakes) {
   EXPECT_THROW(prediction_grid_svg({bad}, {"zero", "one", "two"}, 1, "x"), std::invalid_argument);
 }
 
+// Pictures of one's own have no true label: no "true:" line, no verdict colours, the caption
+// under the prediction, and the predicted class's bar blue.
+TEST(SvgPlot, PredictionGridWithoutTrueLabelsShowsCaptions) {
+  using namespace fmnist::svg;
+  PredictedImage own;
+  own.height = own.width = 28;
+  own.pixels.assign(28 * 28, 0.0f);
+  own.true_label = -1;
+  own.probabilities = {0.1, 0.2, 0.7};
+  own.caption = "my <shirt>.png";
+  PredictedImage long_name = own;
+  long_name.caption = std::string(200, 'x') + "_end.png";
+  const std::string s = prediction_grid_svg({own, long_name}, {"zero", "one", "two"}, 2, "Mine").str();
+  EXPECT_EQ(xml_problem(s), "");
+  EXPECT_NE(s.find("predicted: two (70%)"), std::string::npos);
+  EXPECT_EQ(s.find("true:"), std::string::npos);
+  EXPECT_EQ(s.find("#cf222e"), std::string::npos);  // nothing is marked wrong
+  EXPECT_EQ(s.find("#1a7f37"), std::string::npos);  // nor right
+  EXPECT_NE(s.find("my &lt;shirt&gt;.png"), std::string::npos);
+  EXPECT_NE(s.find("..."), std::string::npos);      // the long caption keeps its end
+  EXPECT_NE(s.find("x_end.png"), std::string::npos);
+  EXPECT_NE(s.find("#1f77b4"), std::string::npos);  // the predicted bar
+  EXPECT_NE(s.find("blue: the prediction"), std::string::npos);
+}
+
 // ---------------------------------------------------------------------------------------------
 // options.hpp: the command line, the preset, sweep files
 
@@ -378,6 +411,20 @@ TEST(FashionMnistOptions, BadValuesAreClearErrors) {
   } catch (const CLI::ValidationError& e) {
     EXPECT_NE(std::string(e.what()).find("'abc' is not a positive number"), std::string::npos) << e.what();
   }
+}
+
+TEST(FashionMnistOptions, PredictTakesAModelAndPicturesAndNoTrainingOptions) {
+  const fmnist::Config c = parse({"--predict", "m.faltung", "a.png", "b.jpg", "--out", "o", "--threads", "1"});
+  EXPECT_EQ(c.predict, (std::vector<std::string>{"m.faltung", "a.png", "b.jpg"}));
+  EXPECT_EQ(c.out, "o");
+  EXPECT_THROW(parse({"--predict", "m.faltung"}), CLI::ParseError);  // no picture
+  try {
+    parse({"--predict", "m.faltung", "a.png", "--epochs", "3"});
+    ADD_FAILURE() << "--epochs was accepted beside --predict";
+  } catch (const fmnist::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--epochs does not apply"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse({"--predict", "m.faltung", "a.png", "--sweep", "runs.txt"}), fmnist::ConfigError);
 }
 
 TEST(FashionMnistOptions, BadArchitectureNamesTheToken) {
@@ -519,6 +566,112 @@ TEST(FashionMnistExample, OneRunWritesEveryOutput) {
   EXPECT_EQ(std::count(sweep_csv.begin(), sweep_csv.end(), '\n'), 3);
   std::filesystem::remove_all(dir);
 }
+
+#ifdef FALTUNG_TEST_FASHION_MNIST_PROGRAM
+// ---------------------------------------------------------------------------------------------
+// fashion_mnist --predict, the program itself, on a tiny saved model and pictures written here
+
+struct ProgramRun {
+  int status = -1;
+  std::string out, err;
+};
+
+ProgramRun run_program(const std::vector<std::string>& args, const test::TempDir& tmp) {
+  std::string command = "'" FALTUNG_TEST_FASHION_MNIST_PROGRAM "'";
+  for (const std::string& a : args) command += " '" + a + "'";  // the test's own paths: no quotes in them
+  command += " > '" + tmp.path("stdout.txt") + "' 2> '" + tmp.path("stderr.txt") + "'";
+  ProgramRun r;
+  const int w = std::system(command.c_str());
+  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
+  r.out = read_file(tmp.path("stdout.txt"));
+  r.err = read_file(tmp.path("stderr.txt"));
+  return r;
+}
+
+// The printed classes and probabilities are the model's own: predict() of the trained (compiled)
+// model on the same preprocessed pictures, the three largest, to the 4 printed decimals. A
+// softmax applied twice (once by the model file's output activation, once by the example) or a
+// picture scaled twice fails here.
+TEST(FashionMnistPredict, ClassifiesPicturesWithASavedModel) {
+  test::TempDir tmp;
+  Sequential<float> net = make_sequential<float>("conv:2:3:relu,pool:2,flatten,dense:10", {1, 28, 28}, 11);
+  net.compile(SparseCrossEntropy{}, Adam<float>());
+  const std::string model = tmp.path("tiny.faltung");
+  net.save(model);
+
+  // A light shirt-like block on black (PNG) and a dark boot-like bar on white paper (BMP).
+  std::vector<std::uint8_t> a(40 * 40, 0), b(60 * 30 * 3, 255);
+  for (std::size_t y = 5; y < 35; ++y)
+    for (std::size_t x = 8; x < 32; ++x) a[y * 40 + x] = std::uint8_t(150 + x);
+  for (std::size_t y = 10; y < 25; ++y)
+    for (std::size_t x = 5; x < 55; ++x)
+      for (std::size_t c = 0; c < 3; ++c) b[(y * 60 + x) * 3 + c] = std::uint8_t(20 * c);
+  const std::string pa = tmp.path("shirt.png"), pb = tmp.path("boot.bmp");
+  ASSERT_TRUE(stbi_write_png(pa.c_str(), 40, 40, 1, a.data(), 40));
+  ASSERT_TRUE(stbi_write_bmp(pb.c_str(), 60, 30, 3, b.data()));
+
+  const ProgramRun r = run_program({"--predict", model, pa, pb, "--out", tmp.path("out"), "--threads", "1"}, tmp);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "");
+
+  const Tensor<float> p = net.predict(load_images<float>({pa, pb}));
+  const auto& names = FashionMnist::class_names();
+  std::istringstream lines(r.out);
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::string line;
+    ASSERT_TRUE(std::getline(lines, line));
+    EXPECT_EQ(line, i == 0 ? pa : pb);
+    std::vector<std::size_t> order(10);
+    for (std::size_t k = 0; k < 10; ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return p[i * 10 + x] > p[i * 10 + y]; });
+    for (std::size_t rank = 0; rank < 3; ++rank) {
+      ASSERT_TRUE(std::getline(lines, line));
+      // "  1. Ankle boot  0.4321": the rank, the class name (maybe two words), the probability.
+      std::istringstream fields(line);
+      std::vector<std::string> words;
+      for (std::string w; fields >> w;) words.push_back(w);
+      ASSERT_GE(words.size(), 3u) << line;
+      EXPECT_EQ(words.front(), std::to_string(rank + 1) + ".") << line;
+      std::string name;
+      for (std::size_t w = 1; w + 1 < words.size(); ++w) name += (w > 1 ? " " : "") + words[w];
+      EXPECT_EQ(name, names[order[rank]]) << line;
+      EXPECT_NEAR(std::stod(words.back()), p[i * 10 + order[rank]], 6e-5) << line;
+    }
+  }
+  const std::string svg = read_file(tmp.path("out/picture_predictions.svg"));
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_NE(svg.find("shirt.png"), std::string::npos);
+  EXPECT_NE(svg.find("boot.bmp"), std::string::npos);
+  EXPECT_NE(svg.find("tiny.faltung"), std::string::npos);
+}
+
+TEST(FashionMnistPredict, ABadPictureIsNamedAndTheOthersAreStillClassified) {
+  test::TempDir tmp;
+  Sequential<float> net = make_sequential<float>("flatten,dense:10", {1, 28, 28}, 3);
+  const std::string model = tmp.path("m.faltung");
+  net.save(model);
+  std::vector<std::uint8_t> a(28 * 28, 0);
+  const std::string good = tmp.path("good.png"), text = tmp.path("notes.png");
+  ASSERT_TRUE(stbi_write_png(good.c_str(), 28, 28, 1, a.data(), 28));
+  std::ofstream(text) << "not a picture\n";
+  ProgramRun r = run_program({"--predict", model, text, good, "--out", tmp.path("out")}, tmp);
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.err.find("notes.png' is not a PNG"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find(good + "\n  1. "), std::string::npos) << r.out;
+  // A model file that is missing, or a model for other inputs.
+  r = run_program({"--predict", tmp.path("none.faltung"), good}, tmp);
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.err.find("none.faltung"), std::string::npos) << r.err;
+  Sequential<float> other = make_sequential<float>("flatten,dense:10", {3, 32, 32}, 3);
+  other.save(tmp.path("rgb.faltung"));
+  r = run_program({"--predict", tmp.path("rgb.faltung"), good}, tmp);
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.err.find("(3, 32, 32)"), std::string::npos) << r.err;
+  // Training options make no sense beside it.
+  r = run_program({"--predict", model, good, "--epochs", "2"}, tmp);
+  EXPECT_EQ(r.status, 2);
+}
+#endif  // FALTUNG_TEST_FASHION_MNIST_PROGRAM
 
 #endif  // FALTUNG_TEST_EXAMPLE_PIECES
 

@@ -541,15 +541,17 @@ inline SvgDocument confusion_matrix_svg(const std::vector<std::vector<std::size_
 struct PredictedImage {
   std::vector<float> pixels;  ///< height * width grey values in [0, 1]: 0 white paper, 1 black ink
   std::size_t height = 0, width = 0;
-  int true_label = 0;
+  int true_label = 0;                 ///< the true class; -1 when unknown (a picture of your own)
   std::vector<double> probabilities;  ///< one per class, summing to 1
+  std::string caption;                ///< a line under the labels (a file name); "" for none
 };
 
 /// A grid of images, `columns` per row, each with "predicted (probability)" and "true" labels
 /// (green when right, red when wrong) and a horizontal bar chart of the class probabilities:
-/// the true class's bar blue, a wrong prediction's bar red, the rest grey. This is the lecture
-/// notebook's classify_pic for many images at once. Pixel values are drawn as they are, in
-/// [0, 1]; nothing divides them again.
+/// the true class's bar blue, a wrong prediction's bar red, the rest grey. An image whose true
+/// class is unknown (-1) gets its prediction in black and its predicted class's bar blue. This
+/// is the lecture notebook's classify_pic for many images at once. Pixel values are drawn as
+/// they are, in [0, 1]; nothing divides them again.
 inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images,
                                        const std::vector<std::string>& class_names, std::size_t columns,
                                        const std::string& title) {
@@ -564,8 +566,11 @@ inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images
   const double width = margin * 2 + cell_w * double(columns), height = top + cell_h * double(rows) + 28;
   SvgDocument doc(width, height);
   doc.text(width / 2, 28, title, 16, "middle", "#222222", true);
-  doc.text(width / 2, 46, "bars: predicted probability per class (blue: true class, red: a wrong prediction)", 11,
-           "middle", "#555555");
+  const bool any_known = std::any_of(images.begin(), images.end(), [](const PredictedImage& im) { return im.true_label >= 0; });
+  doc.text(width / 2, 46,
+           any_known ? "bars: predicted probability per class (blue: true class, red: a wrong prediction)"
+                     : "bars: predicted probability per class (blue: the prediction)",
+           11, "middle", "#555555");
 
   for (std::size_t n = 0; n < images.size(); ++n) {
     const PredictedImage& im = images[n];
@@ -577,8 +582,9 @@ inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images
     const std::size_t k = im.probabilities.size();
     const int predicted =
         k ? int(std::max_element(im.probabilities.begin(), im.probabilities.end()) - im.probabilities.begin()) : -1;
-    const bool right = predicted == im.true_label;
-    const std::string verdict = right ? "#1a7f37" : "#cf222e";
+    const bool known = im.true_label >= 0;
+    const bool right = !known || predicted == im.true_label;  // an unknown truth is drawn as neutral
+    const std::string verdict = !known ? "#222222" : right ? "#1a7f37" : "#cf222e";
     auto name_of = [&](int c) {
       return c >= 0 && std::size_t(c) < class_names.size() ? class_names[std::size_t(c)] : std::to_string(c);
     };
@@ -616,7 +622,17 @@ inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images
                   predicted >= 0 ? 100.0 * im.probabilities[std::size_t(predicted)] : 0.0);
     const double label_y = iy + std::max(img, 10 * 11.5) + 16;
     doc.text(ix, label_y, "predicted: " + name_of(predicted) + pct, 11.5, "start", verdict, true);
-    doc.text(ix, label_y + 15, "true: " + name_of(im.true_label), 11.5, "start", "#333333");
+    double line_y = label_y + 15;
+    if (known) {
+      doc.text(ix, line_y, "true: " + name_of(im.true_label), 11.5, "start", "#333333");
+      line_y += 15;
+    }
+    if (!im.caption.empty()) {
+      // The end of a long caption (a file name's end says most), to fit the cell.
+      const std::size_t fit = std::size_t(std::max(8.0, (cell_w - 10) / (0.58 * 10.5)));
+      const std::string c = im.caption.size() <= fit ? im.caption : "..." + im.caption.substr(im.caption.size() - (fit - 3));
+      doc.text(ix, line_y, c, 10.5, "start", "#555555");
+    }
 
     // Probability bars, one row per class.
     const double bx = cx + img + 14 + name_w + 6, row = 11.5, by = cy + 6;
@@ -624,7 +640,7 @@ inline SvgDocument prediction_grid_svg(const std::vector<PredictedImage>& images
       const double y = by + row * double(c);
       const double p = std::min(1.0, std::max(0.0, im.probabilities[c]));
       std::string color = "#9e9e9e";
-      if (int(c) == im.true_label)
+      if (int(c) == (known ? im.true_label : predicted))
         color = "#1f77b4";
       else if (int(c) == predicted)
         color = "#d62728";

@@ -6,9 +6,11 @@
 //   fashion_mnist --preset notebook        the lecture notebook's network and settings
 //   fashion_mnist --arch conv:16:3:same:relu,pool:2,flatten,dense:10 --epochs 3
 //   fashion_mnist --sweep runs.txt --out sweep_out
+//   fashion_mnist --predict fashion_mnist_out/model.faltung shirt.jpg boot.png
 //
 // The pieces: options.hpp (command line, presets, sweep files), run.hpp (one run), report.hpp
-// (results.md, sweep tables), plots.hpp and ../common/svg_plot.hpp (the SVG plots).
+// (results.md, sweep tables), plots.hpp and ../common/svg_plot.hpp (the SVG plots), predict.hpp
+// (your own pictures; only with stb_image, FALTUNG_EXAMPLE_HAS_IMAGE).
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -22,6 +24,9 @@
 #include "options.hpp"
 #include "report.hpp"
 #include "run.hpp"
+#if FALTUNG_EXAMPLE_HAS_IMAGE
+#include "predict.hpp"
+#endif
 
 namespace {
 
@@ -133,6 +138,23 @@ int run_sweep(const Config& base) {
   return failures ? 1 : 0;
 }
 
+/// --predict MODEL IMAGE...: 0 when every picture was classified, 3 when the model or a picture
+/// could not be read.
+int run_predict(const Config& c) {
+#if FALTUNG_EXAMPLE_HAS_IMAGE
+  try {
+    const std::vector<std::string> pictures(c.predict.begin() + 1, c.predict.end());
+    return fmnist::classify_pictures(c.predict.front(), pictures, c.out, std::cout, std::cerr) ? 3 : 0;
+  } catch (const faltung::Error& e) {
+    throw DataError(e.what());
+  }
+#else
+  (void)c;
+  throw ConfigError("--predict reads pictures with stb_image, and this fashion_mnist was built without it: "
+                    "install libstb-dev (Debian) and configure again");
+#endif
+}
+
 const char* footer() {
   return R"(Examples:
   fashion_mnist                                   the default CNN (0.92 on the test set)
@@ -141,6 +163,7 @@ const char* footer() {
   fashion_mnist --preset notebook --epochs 5      ... with explicit options overriding the preset
   fashion_mnist --arch conv:16:3:same:relu,pool:2,flatten,dense:64:relu,dense:10 --summary-only
   fashion_mnist --sweep runs.txt --out sweep_out
+  fashion_mnist --predict fashion_mnist_out/model.faltung shirt.jpg boot.png    your own pictures
 
 Architecture language (--arch), layers separated by commas:
   conv:FILTERS:KERNEL[:same|valid|pN][:sN][:ACTIVATION]   e.g. conv:32:3:same:relu, conv:64:5x5:s2
@@ -157,10 +180,11 @@ options override them. For example:
   name=sgd    --optimizer sgd --lr 0.05 --momentum 0.9
 
 Outputs (--out): history.csv, model.faltung, curves.svg, confusion_matrix.svg, predictions.svg,
-results.md; for a sweep one such directory per run and sweep.md, sweep.csv, sweep_val_accuracy.svg.
+results.md; for a sweep one such directory per run and sweep.md, sweep.csv, sweep_val_accuracy.svg;
+for --predict picture_predictions.svg.
 
 Exit status: 0 done, 1 a failure while training or writing, 2 a bad option, architecture or sweep
-file, 3 the data is missing or unreadable.)";
+file, 3 the data (or --predict's model or a picture) is missing or unreadable.)";
 }
 
 }  // namespace
@@ -187,6 +211,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (c.threads > 0) faltung::set_num_threads(c.threads);
+    if (!c.predict.empty()) return run_predict(c);
     return c.sweep.empty() ? run_single(c) : run_sweep(c);
   } catch (const ConfigError& e) {
     std::cerr << "error: " << e.what() << "\n";

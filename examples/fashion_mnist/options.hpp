@@ -73,6 +73,7 @@ struct Config {
   int verbose = 1;
   bool summary_only = false;
   std::string sweep;
+  std::vector<std::string> predict;  ///< --predict MODEL IMAGE...: the model file, then the pictures
 
   /// The long names of the options given explicitly (on the command line or the sweep line),
   /// which a preset must not override.
@@ -99,8 +100,8 @@ inline const std::vector<std::string>& training_option_names() {
 
 /// The options only the command line may set.
 inline const std::vector<std::string>& program_option_names() {
-  static const std::vector<std::string> names = {"--data",    "--out",          "--threads",
-                                                 "--verbose", "--summary-only", "--sweep"};
+  static const std::vector<std::string> names = {"--data",         "--out",   "--threads", "--verbose",
+                                                 "--summary-only", "--sweep", "--predict"};
   return names;
 }
 
@@ -219,6 +220,12 @@ inline void add_program_options(CLI::App& app, Config& c) {
                  "compare them")
       ->type_name("FILE")
       ->group(group);
+  app.add_option("--predict", c.predict,
+                 "Classify pictures of your own (PNG, JPEG, BMP, PGM) with a saved model: print each one's three "
+                 "likeliest classes and draw them all in OUT/picture_predictions.svg")
+      ->expected(2, -1)
+      ->type_name("MODEL IMAGE...")
+      ->group(group);
 }
 
 /// Records which options were given in the latest parse of `app`.
@@ -266,11 +273,24 @@ inline void validate(const Config& c) {
   }
 }
 
+/// --predict uses a saved model: every option about training or the data is a mistake beside it.
+inline void validate_predict(const Config& c) {
+  for (const auto* names : {&training_option_names(), &program_option_names()})
+    for (const std::string& n : *names)
+      if (c.is_explicit(n) && n != "--predict" && n != "--out" && n != "--threads")
+        throw ConfigError("--predict classifies pictures with a saved model: " + n +
+                          " does not apply (only --out and --threads do)");
+}
+
 /// Parses the command line into a Config (the preset applied, validated). CLI11's own errors
 /// (--help included) are thrown as CLI::Error for main to hand to app.exit(); others as ConfigError.
 inline Config parse_command_line(CLI::App& app, Config& c, int argc, const char* const* argv) {
   app.parse(argc, argv);
   record_explicit(app, c);
+  if (!c.predict.empty()) {
+    validate_predict(c);
+    return c;
+  }
   if (!c.sweep.empty()) {
     // The sweep's lines are resolved and validated one by one, with the command line as their
     // base (see parse_sweep).

@@ -73,24 +73,39 @@ inline std::vector<std::vector<std::size_t>> confusion_matrix(const std::vector<
   return m;
 }
 
-/// The first `count` test images with their probabilities, for predictions.svg.
+/// The first `count` images of a (N, C, H, W) batch with their probabilities (N, classes), for
+/// prediction_grid_svg: labels[i] is image i's true class (-1: unknown), captions[i] a line under
+/// it (none when `captions` is shorter).
+inline std::vector<svg::PredictedImage> predicted_images(const faltung::Tensor<float>& images,
+                                                         const faltung::Tensor<float>& probabilities,
+                                                         std::size_t count, const std::vector<int>& labels,
+                                                         const std::vector<std::string>& captions = {}) {
+  if (images.rank() < 3 || images.dim(0) == 0) return {};
+  const std::size_t n = images.dim(0);
+  count = std::min({count, n, labels.size()});
+  const std::size_t height = images.dim(images.rank() - 2), width = images.dim(images.rank() - 1);
+  const std::size_t pixels = images.size() / n, classes = probabilities.size() / n;
+  std::vector<svg::PredictedImage> out(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    svg::PredictedImage& p = out[i];
+    p.height = height;
+    p.width = width;
+    // The values exactly as the model saw them: already in [0, 1].
+    p.pixels.assign(images.data() + i * pixels, images.data() + i * pixels + height * width);
+    p.true_label = labels[i];
+    p.probabilities.assign(probabilities.data() + i * classes, probabilities.data() + (i + 1) * classes);
+    if (i < captions.size()) p.caption = captions[i];
+  }
+  return out;
+}
+
+/// The first `count` test images with their probabilities and labels, for predictions.svg.
 inline std::vector<svg::PredictedImage> predicted_images(const faltung::ImageDataset& test,
                                                          const faltung::Tensor<float>& images,
                                                          const faltung::Tensor<float>& probabilities,
                                                          std::size_t count) {
   count = std::min(count, test.size());
-  const std::size_t pixels = test.sample_size(), classes = probabilities.size() / std::max<std::size_t>(1, test.size());
-  std::vector<svg::PredictedImage> out(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    svg::PredictedImage& p = out[i];
-    p.height = test.height;
-    p.width = test.width;
-    // The values exactly as the model saw them: already in [0, 1].
-    p.pixels.assign(images.data() + i * pixels, images.data() + (i + 1) * pixels);
-    p.true_label = test.labels[i];
-    p.probabilities.assign(probabilities.data() + i * classes, probabilities.data() + (i + 1) * classes);
-  }
-  return out;
+  return predicted_images(images, probabilities, count, std::vector<int>(test.labels.begin(), test.labels.begin() + std::ptrdiff_t(count)));
 }
 
 inline std::vector<std::string> class_names() {
