@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <faltung/data/fashion_mnist.hpp>
 #include <faltung/data/image.hpp>
 #include <faltung/random.hpp>
 #include <filesystem>
@@ -286,6 +287,27 @@ TEST_F(ImageFileTest, LoadImagesMakesABatchInOrder) {
   // The first bad file is named.
   const std::string msg = error_of([&] { load_images<float>({fa, path("missing.png"), fb}); });
   EXPECT_TRUE(contains(msg, "missing.png")) << msg;
+}
+
+// Fashion-MNIST's own images, printed as product photos are (dark garment on white paper, ten
+// times larger) and read back, are the data set's images again: the preprocessing undoes exactly
+// what the data set's making did.
+TEST_F(ImageFileTest, AFashionMnistImageEnlargedOnWhitePaperComesBackUnchanged) {
+  const std::string dir = default_fashion_mnist_dir();
+  if (!fs::exists(fs::path(dir) / "t10k-images-idx3-ubyte.gz") && !fs::exists(fs::path(dir) / "t10k-images-idx3-ubyte"))
+    GTEST_SKIP() << "Fashion-MNIST is not installed in " << dir;
+  const FashionMnist data = load_fashion_mnist(dir);
+  for (std::size_t i = 0; i < 20; ++i) {
+    Picture photo(280, 280, 3);
+    for (std::size_t y = 0; y < 280; ++y)
+      for (std::size_t x = 0; x < 280; ++x) {
+        const std::uint8_t v = std::uint8_t(255 - data.test.pixels[i * 784 + (y / 10) * 28 + x / 10]);
+        photo.set(x, y, {v, v, v});
+      }
+    const Tensor<float> back = load_image<float>(png("test" + std::to_string(i) + ".png", photo));
+    const Tensor<float> original = data.test.images<float>(i, 1);
+    for (std::size_t k = 0; k < 784; ++k) ASSERT_FLOAT_EQ(back[k], original[k]) << "test image " << i << ", pixel " << k;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
