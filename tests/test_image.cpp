@@ -116,26 +116,30 @@ void expect_mean_kept(const Picture& p, const Tensor<float>& t, std::size_t firs
 TEST_F(ImageFileTest, WhiteSquareOnBlackLandsCentredWithValueOne) {
   Picture p(56, 56, 1, 0);
   p.fill(14, 14, 42, 42, {255});
-  const Tensor<float> t = load_image<float>(png("square.png", p));
+  const Tensor<float> t = load_image<float>(png("square.png", p), ImageOptions().trim(false));
   ASSERT_EQ(t.shape(), (Shape{1, 1, 28, 28}));
   for (std::size_t y = 0; y < 28; ++y)
     for (std::size_t x = 0; x < 28; ++x) {
       const bool inside = x >= 7 && x < 21 && y >= 7 && y < 21;
       ASSERT_EQ(at(t, x, y), inside ? 1.0f : 0.0f) << x << ", " << y;
     }
+  // Trimmed (the default), the square is the whole garment and fills the input.
+  const Tensor<float> trimmed = load_image<float>(path("square.png"));
+  EXPECT_TRUE(std::all_of(trimmed.begin(), trimmed.end(), [](float v) { return v == 1.0f; }));
 }
 
 TEST_F(ImageFileTest, ALightBackgroundIsInvertedADarkOneIsNot) {
   Picture light(56, 56, 1, 255), dark(56, 56, 1, 0);
   light.fill(14, 14, 42, 42, {0});   // a black square on white paper
   dark.fill(14, 14, 42, 42, {255});  // the same, already light on dark
-  const Tensor<float> a = load_image<float>(png("light.png", light));
-  const Tensor<float> b = load_image<float>(png("dark.png", dark));
+  const ImageOptions whole = ImageOptions().trim(false);
+  const Tensor<float> a = load_image<float>(png("light.png", light), whole);
+  const Tensor<float> b = load_image<float>(png("dark.png", dark), whole);
   EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin()));
   EXPECT_EQ(at(a, 0, 0), 0.0f);
   EXPECT_EQ(at(a, 14, 14), 1.0f);
   // Inversion::Never keeps the white paper white.
-  const Tensor<float> kept = load_image<float>(path("light.png"), ImageOptions().invert(Inversion::Never));
+  const Tensor<float> kept = load_image<float>(path("light.png"), ImageOptions(whole).invert(Inversion::Never));
   EXPECT_EQ(at(kept, 0, 0), 1.0f);
   EXPECT_EQ(at(kept, 14, 14), 0.0f);
 }
@@ -145,7 +149,7 @@ TEST_F(ImageFileTest, AreaAveragingKeepsTheMeanOfAnOddSizedPicture) {
   Picture p(97, 61, 1);
   Random rng(3);
   for (auto& v : p.px) v = std::uint8_t(rng.next_u64() % 256);
-  const Tensor<float> t = load_image<float>(png("noise.png", p), ImageOptions().invert(Inversion::Never));
+  const Tensor<float> t = load_image<float>(png("noise.png", p), ImageOptions().invert(Inversion::Never).trim(false));
   expect_mean_kept(p, t, 5, 18);
   // Rows 0-4 and 23-27 are the margin, filled with the background (the border's median).
   for (std::size_t x = 0; x < 28; ++x) {
@@ -184,7 +188,8 @@ TEST_F(ImageFileTest, TransparencyIsCompositedSoTheGarmentStandsOut) {
   dark.fill(0, 0, 40, 40, {255, 0, 0, 0});
   dark.fill(10, 10, 30, 30, {50, 50, 50, 255});
   dark.fill(18, 18, 22, 22, {0, 0, 0, 128});  // half-transparent black: 127 over white
-  const Tensor<float> a = load_image<float>(png("dark_on_clear.png", dark));
+  const ImageOptions whole = ImageOptions().trim(false);
+  const Tensor<float> a = load_image<float>(png("dark_on_clear.png", dark), whole);
   EXPECT_EQ(at(a, 0, 0), 0.0f);
   EXPECT_FLOAT_EQ(at(a, 8, 8), (255.0f - 50.0f) / 255.0f);  // (10..30) / 40 * 28 = 7..21
   EXPECT_NEAR(at(a, 13, 13), 128.0 / 255.0, 1e-6);         // (18..22) -> 12.6..15.4
@@ -192,13 +197,13 @@ TEST_F(ImageFileTest, TransparencyIsCompositedSoTheGarmentStandsOut) {
   Picture light(40, 40, 4);
   light.fill(0, 0, 40, 40, {0, 0, 0, 0});
   light.fill(10, 10, 30, 30, {230, 230, 230, 255});
-  const Tensor<float> b = load_image<float>(png("light_on_clear.png", light));
+  const Tensor<float> b = load_image<float>(png("light_on_clear.png", light), whole);
   EXPECT_EQ(at(b, 0, 0), 0.0f);
   EXPECT_FLOAT_EQ(at(b, 8, 8), 230.0f / 255.0f);
   // Grey with alpha (2 channels) is composited the same way.
   Picture grey_alpha(40, 40, 2);
   grey_alpha.fill(10, 10, 30, 30, {50, 255});
-  const Tensor<float> c = load_image<float>(png("grey_alpha.png", grey_alpha));
+  const Tensor<float> c = load_image<float>(png("grey_alpha.png", grey_alpha), whole);
   EXPECT_EQ(at(c, 0, 0), 0.0f);
   EXPECT_FLOAT_EQ(at(c, 8, 8), (255.0f - 50.0f) / 255.0f);
 }
@@ -211,7 +216,8 @@ TEST_F(ImageFileTest, TallAndWidePicturesKeepTheirAspectRatio) {
     return p;
   };
   // 20 x 100: 6 x 28 (20 * 28 / 100 = 5.6), at columns 11..16.
-  const Tensor<float> tall = load_image<float>(png("tall.png", framed(20, 100)));
+  const ImageOptions whole = ImageOptions().trim(false);
+  const Tensor<float> tall = load_image<float>(png("tall.png", framed(20, 100)), whole);
   for (std::size_t x = 0; x < 28; ++x) {
     if (x < 11 || x >= 17)
       EXPECT_EQ(at(tall, x, 14), 0.0f) << x;
@@ -219,7 +225,7 @@ TEST_F(ImageFileTest, TallAndWidePicturesKeepTheirAspectRatio) {
       EXPECT_GT(at(tall, x, 14), 0.5f) << x;
   }
   // 100 x 20: the same, turned.
-  const Tensor<float> wide = load_image<float>(png("wide.png", framed(100, 20)));
+  const Tensor<float> wide = load_image<float>(png("wide.png", framed(100, 20)), whole);
   for (std::size_t y = 0; y < 28; ++y) {
     if (y < 11 || y >= 17)
       EXPECT_EQ(at(wide, 14, y), 0.0f) << y;
@@ -232,7 +238,7 @@ TEST_F(ImageFileTest, TinyPicturesAreEnlargedBlockByBlock) {
   // 7 x 7 becomes 28 x 28: each pixel a 4 x 4 block of its own value.
   Picture p(7, 7, 1);
   for (std::size_t i = 0; i < p.px.size(); ++i) p.px[i] = std::uint8_t(i * 5);
-  const Tensor<float> t = load_image<float>(png("tiny.png", p), ImageOptions().invert(Inversion::Never));
+  const Tensor<float> t = load_image<float>(png("tiny.png", p), ImageOptions().invert(Inversion::Never).trim(false));
   for (std::size_t y = 0; y < 28; ++y)
     for (std::size_t x = 0; x < 28; ++x)
       ASSERT_FLOAT_EQ(at(t, x, y), float(p.px[(y / 4) * 7 + x / 4] / 255.0)) << x << ", " << y;
@@ -247,7 +253,7 @@ TEST_F(ImageFileTest, ALargePictureIsReducedWithItsMeanKept) {
   Picture p(2400, 1600, 1);
   for (std::size_t y = 0; y < 1600; ++y)
     for (std::size_t x = 0; x < 2400; ++x) p.px[y * 2400 + x] = std::uint8_t(x * 256 / 2400);
-  const Tensor<float> t = load_image<float>(png("large.png", p), ImageOptions().invert(Inversion::Never));
+  const Tensor<float> t = load_image<float>(png("large.png", p), ImageOptions().invert(Inversion::Never).trim(false));
   expect_mean_kept(p, t, 4, 19);
   // The ramp: each column is the mean of its 2400 / 28 source columns.
   EXPECT_LT(at(t, 0, 10), 0.02f);
@@ -304,7 +310,7 @@ TEST_F(ImageFileTest, AFashionMnistImageEnlargedOnWhitePaperComesBackUnchanged) 
         const std::uint8_t v = std::uint8_t(255 - data.test.pixels[i * 784 + (y / 10) * 28 + x / 10]);
         photo.set(x, y, {v, v, v});
       }
-    const Tensor<float> back = load_image<float>(png("test" + std::to_string(i) + ".png", photo));
+    const Tensor<float> back = load_image<float>(png("test" + std::to_string(i) + ".png", photo), ImageOptions().trim(false));
     const Tensor<float> original = data.test.images<float>(i, 1);
     for (std::size_t k = 0; k < 784; ++k) ASSERT_FLOAT_EQ(back[k], original[k]) << "test image " << i << ", pixel " << k;
   }

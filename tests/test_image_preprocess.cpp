@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <faltung/data/image_preprocess.hpp>
 #include <numeric>
@@ -43,7 +44,8 @@ TEST(PreprocessImage, HalvingAveragesEachTwoByTwoBlock) {
   std::vector<std::uint8_t> px(56 * 56);
   for (std::size_t y = 0; y < 56; ++y)
     for (std::size_t x = 0; x < 56; ++x) px[y * 56 + x] = std::uint8_t((x * 3 + y * 5) % 7 * 30);
-  const Tensor<double> t = preprocess_image<double>(px.data(), 56, 56, 1, ImageOptions().invert(Inversion::Never));
+  const Tensor<double> t =
+      preprocess_image<double>(px.data(), 56, 56, 1, ImageOptions().invert(Inversion::Never).trim(false));
   ASSERT_EQ(t.shape(), (Shape{1, 1, 28, 28}));
   for (std::size_t y = 0; y < 28; ++y)
     for (std::size_t x = 0; x < 28; ++x) {
@@ -58,10 +60,11 @@ TEST(PreprocessImage, InversionFollowsTheBorderUnlessForced) {
   // A light border (200) with a dark centre (10): inverted by default, kept with Never.
   std::vector<std::uint8_t> px(28 * 28, 200);
   px[14 * 28 + 14] = 10;
-  const Tensor<float> automatic = preprocess_image<float>(px.data(), 28, 28, 1);
+  const ImageOptions whole = ImageOptions().trim(false);
+  const Tensor<float> automatic = preprocess_image<float>(px.data(), 28, 28, 1, whole);
   EXPECT_FLOAT_EQ(automatic[0], 55.0f / 255.0f);
   EXPECT_FLOAT_EQ(automatic[14 * 28 + 14], 245.0f / 255.0f);
-  const Tensor<float> never = preprocess_image<float>(px.data(), 28, 28, 1, ImageOptions().invert(Inversion::Never));
+  const Tensor<float> never = preprocess_image<float>(px.data(), 28, 28, 1, ImageOptions(whole).invert(Inversion::Never));
   EXPECT_FLOAT_EQ(never[0], 200.0f / 255.0f);
   // A dark border: kept by default, inverted with Always.
   std::vector<std::uint8_t> dark(28 * 28, 20);
@@ -75,9 +78,32 @@ TEST(PreprocessImage, TheBackgroundIsTheBordersMedianSoAGarmentTouchingTheEdgeDo
   std::vector<std::uint8_t> px(28 * 28, 255);
   for (std::size_t y = 0; y < 28; ++y) px[y * 28] = 0;
   for (std::size_t x = 0; x < 20; ++x) px[x] = 0;
-  const Tensor<float> t = preprocess_image<float>(px.data(), 28, 28, 1);
+  const Tensor<float> t = preprocess_image<float>(px.data(), 28, 28, 1, ImageOptions().trim(false));
   EXPECT_FLOAT_EQ(t[27 * 28 + 27], 0.0f);  // the background, inverted
   EXPECT_FLOAT_EQ(t[0], 1.0f);             // the garment
+}
+
+TEST(PreprocessImage, TrimmingCutsThePictureToTheGarment) {
+  // A white 20 x 10 garment at (30, 40) in a 100 x 100 black photo: trimmed, it becomes 28 x 14,
+  // centred at rows 7..20; untrimmed, it is 5.6 x 2.8 pixels of the 28 x 28.
+  std::vector<std::uint8_t> px(100 * 100, 0);
+  for (std::size_t y = 40; y < 50; ++y)
+    for (std::size_t x = 30; x < 50; ++x) px[y * 100 + x] = 255;
+  px[99 * 100 + 99] = 12;  // within 5% of the background: not part of the garment
+  const Tensor<float> t = preprocess_image<float>(px.data(), 100, 100, 1);
+  for (std::size_t y = 0; y < 28; ++y)
+    for (std::size_t x = 0; x < 28; ++x) ASSERT_EQ(t[y * 28 + x], y >= 7 && y < 21 ? 1.0f : 0.0f) << x << ", " << y;
+  const Tensor<float> whole = preprocess_image<float>(px.data(), 100, 100, 1, ImageOptions().trim(false));
+  EXPECT_NEAR(std::accumulate(whole.begin(), whole.end(), 0.0), 20 * 10 * 0.28 * 0.28 + 12 / 255.0 * 0.28 * 0.28, 1e-4);
+  // A pixel beyond 5% does count: the box then reaches the corner.
+  px[99 * 100 + 99] = 14;
+  const Tensor<float> corner = preprocess_image<float>(px.data(), 100, 100, 1);
+  EXPECT_GT(corner[25 * 28 + 27], 0.0f);  // the box is 70 x 60: 28 x 24 at rows 2..25
+  EXPECT_LT(corner[14 * 28 + 14], 1.0f);  // the garment is no longer the whole box
+  // A blank picture has no garment: nothing is cut.
+  std::vector<std::uint8_t> blank(30 * 10, 40);
+  const Tensor<float> b = preprocess_image<float>(blank.data(), 30, 10, 1);
+  EXPECT_TRUE(std::all_of(b.begin(), b.end(), [](float v) { return v == 40.0f / 255.0f; }));
 }
 
 TEST(PreprocessImage, SideSetsTheOutputSize) {

@@ -10,21 +10,26 @@
 //      OpenCV's cvtColor compute it). Transparent pixels are composited over white, or over black
 //      when the opaque content is light, so that the garment stands out from the matte either way.
 //   2. the background: the median of the outermost rows and columns.
-//   3. fitted into side x side (28) keeping the aspect ratio: the longest edge becomes `side`
+//   3. trimmed to the garment: the smallest rectangle holding every pixel that differs from the
+//      background by more than 5% of the range (ImageOptions::trim, on by default).
+//   4. fitted into side x side (28) keeping the aspect ratio: the longest edge becomes `side`
 //      pixels, the other its proportional share (at least 1). Each output pixel is the average of
 //      the source area it covers (partially covered source pixels weigh by their share), so no
 //      detail is skipped and the mean brightness is kept: Fashion-MNIST subsampled instead, which
 //      aliases fine patterns.
-//   4. centred, the margins filled with the background.
-//   5. light-on-dark: inverted (255 - v) when the background is light (above mid-grey), as
+//   5. centred, the margins filled with the background.
+//   6. light-on-dark: inverted (255 - v) when the background is light (above mid-grey), as
 //      Fashion-MNIST's negation of its white-background photos; a dark background is kept.
-//   6. scaled to [0, 1] once: v / 255, the scaling ImageDataset::images applies to the data set.
+//   7. scaled to [0, 1] once: v / 255, the scaling ImageDataset::images applies to the data set.
 //      (The lecture's notebook divided by 255 twice, so its model saw a nearly black picture.)
 //
-// Fashion-MNIST also trimmed each photo to the garment before resizing: crop your picture to the
-// garment, or its share of the 28x28 canvas is smaller than the model knows.
+// Fashion-MNIST's own steps, from its README: trim the edges close to the corner pixels' colour
+// (within 5%), resize the longest edge to 28 by subsampling, sharpen, extend the shortest edge to
+// 28 and centre, negate, convert to 8-bit grey. Here the trimming compares grey values with the
+// border's median, the resizing averages areas instead of subsampling, and there is no sharpening.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -48,6 +53,11 @@ struct ImageOptions {
   ImageOptions& side(std::size_t v) { side_ = v; return *this; }
   /// When to negate the intensities. Default Inversion::Auto: a light background is inverted.
   ImageOptions& invert(Inversion v) { invert_ = v; return *this; }
+  /// Whether to cut the picture to the garment first: to the smallest rectangle holding every
+  /// pixel that differs from the background by more than 5% of the range, as Fashion-MNIST
+  /// trimmed its photos. Default true: a garment in the middle of a larger photo then fills the
+  /// 28 pixels as the data set's garments do, instead of a small part of them.
+  ImageOptions& trim(bool v) { trim_ = v; return *this; }
   /// The largest picture accepted, in pixels (width x height). Default 2^26 (8192 x 8192).
   /// Checked before the pixels are decoded, so a file that claims enormous dimensions is an
   /// error rather than an allocation of gigabytes.
@@ -57,6 +67,7 @@ struct ImageOptions {
 
   std::size_t side_ = 28;
   Inversion invert_ = Inversion::Auto;
+  bool trim_ = true;
   std::size_t max_pixels_ = std::size_t(1) << 26;
   std::size_t max_file_bytes_ = std::size_t(256) << 20;
 };
@@ -126,6 +137,27 @@ inline double border_median(const GreyPixels& grey, std::size_t width, std::size
   return *mid;
 }
 
+/// A rectangle of the picture: columns [x, x + width), rows [y, y + height).
+struct Crop {
+  std::size_t x, y, width, height;
+};
+
+/// The smallest rectangle holding every pixel that differs from the background by more than 5% of
+/// the full range, as Fashion-MNIST trimmed its photos; the whole picture when none does.
+inline Crop garment_box(const GreyPixels& grey, std::size_t width, std::size_t height, double background) {
+  std::size_t x0 = width, y0 = height, x1 = 0, y1 = 0;
+  for (std::size_t y = 0; y < height; ++y)
+    for (std::size_t x = 0; x < width; ++x)
+      if (std::abs(grey(y * width + x) - background) > 0.05 * 255.0) {
+        x0 = std::min(x0, x);
+        x1 = std::max(x1, x + 1);
+        y0 = std::min(y0, y);
+        y1 = std::max(y1, y + 1);
+      }
+  if (x1 == 0) return {0, 0, width, height};
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
 /// The source pixels each output pixel covers when `src` pixels are resampled to `dst`, and their
 /// weights. In units of 1 / (src * dst) of the row, source pixel s spans [s * dst, (s + 1) * dst)
 /// and output pixel o spans [o * src, (o + 1) * src): the overlaps are integers, so the weights
@@ -169,13 +201,15 @@ void preprocess_image_into(const std::uint8_t* pixels, std::size_t width, std::s
   const double background = border_median(grey, width, height);
   const bool invert = options.invert_ == Inversion::Always || (options.invert_ == Inversion::Auto && background > 127.5);
 
+  const Crop crop = options.trim_ ? garment_box(grey, width, height, background) : Crop{0, 0, width, height};
+
   // The fitted size: the longest edge becomes `side`, the other rounds to its share (at least 1).
   auto share = [&](std::size_t edge, std::size_t longest) {
     return std::max<std::size_t>(1, (2 * edge * side + longest) / (2 * longest));
   };
-  const std::size_t fit_w = width >= height ? side : share(width, height);
-  const std::size_t fit_h = height >= width ? side : share(height, width);
-  const AreaWeights wx(width, fit_w), wy(height, fit_h);
+  const std::size_t fit_w = crop.width >= crop.height ? side : share(crop.width, crop.height);
+  const std::size_t fit_h = crop.height >= crop.width ? side : share(crop.height, crop.width);
+  const AreaWeights wx(crop.width, fit_w), wy(crop.height, fit_h);
 
   // Each output row is a weighted sum of source rows, each of them resampled horizontally first.
   // Consecutive output rows share at most one source row (the one their boundary cuts), so the
@@ -186,7 +220,8 @@ void preprocess_image_into(const std::uint8_t* pixels, std::size_t width, std::s
   auto resample_row = [&](std::size_t y) {
     for (std::size_t o = 0; o < fit_w; ++o) {
       double sum = 0;
-      for (std::size_t k = wx.first[o]; k < wx.first[o + 1]; ++k) sum += wx.weight[k] * grey(y * width + wx.source[k]);
+      for (std::size_t k = wx.first[o]; k < wx.first[o + 1]; ++k)
+        sum += wx.weight[k] * grey((crop.y + y) * width + crop.x + wx.source[k]);
       row[o] = sum;
     }
     row_of = y;
