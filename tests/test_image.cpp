@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.hpp"
@@ -314,6 +315,36 @@ TEST_F(ImageFileTest, AFashionMnistImageEnlargedOnWhitePaperComesBackUnchanged) 
     const Tensor<float> original = data.test.images<float>(i, 1);
     for (std::size_t k = 0; k < 784; ++k) ASSERT_FLOAT_EQ(back[k], original[k]) << "test image " << i << ", pixel " << k;
   }
+}
+
+// Several threads reading pictures at once, good and bad ones mixed, get what one thread gets:
+// stb_image keeps its error text per thread, and load_image shares nothing else.
+TEST_F(ImageFileTest, SeveralThreadsLoadAtOnce) {
+  Picture p(90, 70, 3, 255);
+  p.fill(20, 10, 60, 60, {30, 60, 90});
+  // A JPEG cut short: the error text comes from stb_image itself ("expected marker").
+  const std::string good = png("good.png", p), jpg = jpeg("whole.jpg", p);
+  const std::string bad = truncated(jpg, bytes_of(jpg).size() / 2, "cut.jpg");
+  const Tensor<float> expected = load_image<float>(good);
+  const std::string expected_error = error_of([&] { load_image<float>(bad); });
+  ASSERT_TRUE(contains(expected_error, "(stb_image)")) << expected_error;
+  std::vector<int> ok(8, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < ok.size(); ++t)
+    threads.emplace_back([&, t] {
+      bool all = true;
+      for (int round = 0; round < 20; ++round) {
+        if ((round + t) % 2) {
+          const Tensor<float> x = load_image<float>(good);
+          all = all && std::equal(x.begin(), x.end(), expected.begin());
+        } else {
+          all = all && error_of([&] { load_image<float>(bad); }) == expected_error;
+        }
+      }
+      ok[t] = all;
+    });
+  for (std::thread& th : threads) th.join();
+  for (std::size_t t = 0; t < ok.size(); ++t) EXPECT_TRUE(ok[t]) << "thread " << t;
 }
 
 // ---------------------------------------------------------------------------------------------
