@@ -25,27 +25,27 @@ class Scale : public Layer<T> {
   std::string default_name() const override { return "scale"; }  // scale, scale_1, ...
   std::string spec() const override { return "scale"; }          // in spec() and model files
   Shape output_shape(const Shape& in) const override { return in; }
-
   void build(const Shape& in, Random& rng) override {
     Layer<T>::build(in, rng);  // records the shapes, marks the layer built
     gamma_ = Parameter<T>("gamma", in);
     gamma_.value.fill(T(1));
   }
-  void forward(const Tensor<T>& x, Tensor<T>& y) override {
-    this->check_input(x);
+  std::vector<Parameter<T>*> parameters() override { return {&gamma_}; }
+  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Scale>(*this); }
+
+ protected:
+  // Called by forward() and backward() once they have checked every shape (and sized dx).
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
     y.resize(x.shape());
     const std::size_t n = gamma_.value.size();
     for (std::size_t i = 0; i < x.size(); ++i) y[i] = x[i] * gamma_.value[i % n];
   }
-  void backward(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
+  void backward_impl(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
     const std::size_t n = gamma_.value.size();
     for (std::size_t i = 0; i < x.size(); ++i) gamma_.grad[i % n] += dy[i] * x[i];  // ADD to grads
     if (!this->input_grad_needed()) return;
-    dx.resize(x.shape());
     for (std::size_t i = 0; i < x.size(); ++i) dx[i] = dy[i] * gamma_.value[i % n];  // WRITE dx
   }
-  std::vector<Parameter<T>*> parameters() override { return {&gamma_}; }
-  std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Scale>(*this); }
 
  private:
   Parameter<T> gamma_;
