@@ -26,7 +26,9 @@
 #include "faltung/model/progress.hpp"
 #include "faltung/model/sequential.hpp"
 #include "faltung/model/architecture.hpp"
+#include "faltung/io/atomic_file.hpp"
 #include "faltung/io/model_file.hpp"
+#include "faltung/io/load_model.hpp"
 
 #include "faltung/data/idx.hpp"
 #include "faltung/data/fashion_mnist.hpp"

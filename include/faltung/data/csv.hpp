@@ -61,7 +61,7 @@
 
 #include "faltung/config.hpp"
 #include "faltung/data/tabular.hpp"
-#include "faltung/io/model_file.hpp"  // detail::TempFile: the atomic write
+#include "faltung/io/atomic_file.hpp"
 #include "faltung/tensor.hpp"
 
 namespace faltung {
@@ -689,7 +689,7 @@ void write_csv(const std::string& path, const TabularData<T>& data, char delimit
   data.check("write_csv");
   FALTUNG_CHECK(!std::isalnum(static_cast<unsigned char>(delimiter)) && std::string("\"\r\n.+-").find(delimiter) == std::string::npos,
                 "write_csv: '", delimiter, "' cannot separate numbers");
-  detail::TempFile file(path);
+  detail::AtomicFile file(path);
   std::string buffer;
   const auto flush = [&](bool force) {
     if (force || buffer.size() >= (std::size_t(1) << 20)) {

@@ -4,7 +4,7 @@
 //
 //   save_model(net, "fmnist.faltung");        // or net.save(...)
 //   load_weights(net, "fmnist.faltung");      // into a built model of the same architecture
-//   auto net2 = load_model<float>("fmnist.faltung");  // model/architecture.hpp: rebuilds it
+//   auto net2 = load_model<float>("fmnist.faltung");  // io/load_model.hpp: rebuilds it
 //
 // The format, version 1. Every integer is little-endian, whatever the host; floats are IEEE-754
 // binary32 or binary64 stored as their little-endian bit patterns.
@@ -32,17 +32,13 @@
 // double file into a float model, converted value by value (double -> float rounds to nearest):
 // one can train in float and check gradients in double.
 //
-// Writing goes to a temporary file beside the target ("<path>.tmp.<pid>.<n>"), which is
-// flushed and fsync'ed and then renamed over the target: a failed save (no such directory, disk
-// full, an exception from the model half-way) leaves the previous file as it was and removes the
-// temporary. The directory is fsync'ed after the rename so that the new name survives a crash.
-// Replacing a file keeps its permission bits; a symbolic link at the path is replaced, not followed.
+// Writing is atomic (io/atomic_file.hpp): a failed save (no such directory, disk full, an
+// exception from the model half-way) leaves the previous file as it was.
 //
 // The functions are templates over the model, so this header does not need Sequential: a Model
 // provides spec(), input_shape(), built() and parameters() (a std::vector<Parameter<T>*>).
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -53,21 +49,9 @@
 #include <vector>
 
 #include "faltung/config.hpp"
+#include "faltung/io/atomic_file.hpp"
 #include "faltung/parameter.hpp"
 #include "faltung/tensor.hpp"
-
-#if defined(_WIN32)
-#include <fcntl.h>
-#include <io.h>
-#include <process.h>
-#include <sys/stat.h>
-#include <filesystem>
-#include <system_error>
-#else
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
 
 namespace faltung {
 
@@ -102,16 +86,6 @@ inline bool host_is_little_endian() {
   return first == 1;
 }
 
-inline std::string errno_text(int err) {
-#if defined(_MSC_VER)
-  char text[256];
-  strerror_s(text, sizeof text, err);
-  return text;
-#else
-  return std::strerror(err);
-#endif
-}
-
 inline std::string hex64(std::uint64_t v) {
   char s[19] = "0x";
   for (int i = 0; i < 16; ++i) s[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 0xf];
@@ -131,113 +105,10 @@ inline std::uint64_t fnv1a64(const unsigned char* p, std::size_t n, std::uint64_
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/// A file descriptor opened for writing a temporary file, with the POSIX (or MSVC CRT) calls
-/// the atomic save needs. Every error names the temporary and the target.
-class TempFile {
- public:
-  explicit TempFile(const std::string& target) : target_(target) {
-    FALTUNG_CHECK(!target.empty(), "save_model: the path is empty");
-    static std::atomic<unsigned> counter{0};  // several saves in one process get distinct names
-    for (int attempt = 0; attempt < 100; ++attempt) {
-#if defined(_WIN32)
-      path_ = target + ".tmp." + std::to_string(_getpid()) + "." + std::to_string(counter++);
-      fd_ = _open(path_.c_str(), _O_WRONLY | _O_CREAT | _O_EXCL | _O_BINARY, _S_IREAD | _S_IWRITE);
-#else
-      path_ = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-      // 0666 and the umask, as any new file; O_EXCL: never reuse someone else's file.
-      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-#endif
-      if (fd_ >= 0) break;
-      if (errno != EEXIST) break;
-    }
-    if (fd_ < 0)
-      fail("cannot save '", target_, "': cannot create the temporary file '", path_, "' beside it: ",
-           errno_text(errno));
-#if !defined(_WIN32)
-    // Replacing a file keeps its permissions (a private model stays private).
-    struct stat st;
-    if (::stat(target_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) (void)::fchmod(fd_, st.st_mode & 07777);
-#endif
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  /// Removes the temporary unless commit() succeeded: a failed save leaves nothing behind.
-  ~TempFile() {
-    if (fd_ >= 0) close_fd();
-    if (!committed_) std::remove(path_.c_str());
-  }
-
-  void write(const unsigned char* p, std::size_t n) {
-    while (n > 0) {
-      const unsigned chunk = unsigned(std::min<std::size_t>(n, std::size_t(1) << 30));
-#if defined(_WIN32)
-      const int w = _write(fd_, p, chunk);
-#else
-      const ssize_t w = ::write(fd_, p, chunk);
-#endif
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail_io("cannot write", w < 0 ? errno : ENOSPC);
-      p += w;
-      n -= std::size_t(w);
-    }
-  }
-
-  /// Flushes to the disk, closes, and renames over the target.
-  void commit() {
-#if defined(_WIN32)
-    if (_commit(fd_) != 0) fail_io("cannot flush", errno);
-#else
-    if (::fsync(fd_) != 0) fail_io("cannot flush", errno);
-#endif
-    if (close_fd() != 0) fail_io("cannot close", errno);
-#if defined(_WIN32)
-    std::error_code ec;
-    std::filesystem::rename(path_, target_, ec);  // MoveFileEx with MOVEFILE_REPLACE_EXISTING
-    if (ec)
-      fail("cannot save '", target_, "': cannot rename the temporary file '", path_, "' over it: ",
-           ec.message());
-#else
-    if (std::rename(path_.c_str(), target_.c_str()) != 0)
-      fail("cannot save '", target_, "': cannot rename the temporary file '", path_, "' over it: ",
-           errno_text(errno));
-#endif
-    committed_ = true;
-#if !defined(_WIN32)
-    // Best effort: the file itself is complete; this makes the new directory entry durable.
-    const std::size_t slash = target_.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target_.substr(0, slash);
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)::fsync(dfd);
-      ::close(dfd);
-    }
-#endif
-  }
-
- private:
-  int close_fd() {
-#if defined(_WIN32)
-    const int r = _close(fd_);
-#else
-    const int r = ::close(fd_);
-#endif
-    fd_ = -1;
-    return r;
-  }
-  [[noreturn]] void fail_io(const char* what, int err) {
-    fail("cannot save '", target_, "': ", what, " the temporary file '", path_, "': ", errno_text(err));
-  }
-
-  std::string target_, path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 /// Little-endian encoder that checksums everything it writes and passes it on in large blocks.
 class ModelFileWriter {
  public:
-  explicit ModelFileWriter(TempFile& out) : out_(out) { buffer_.reserve(capacity); }
+  explicit ModelFileWriter(AtomicFile& out) : out_(out) { buffer_.reserve(capacity); }
 
   void bytes(const void* p, std::size_t n) {
     const auto* c = static_cast<const unsigned char*>(p);
@@ -294,7 +165,7 @@ class ModelFileWriter {
     buffer_.clear();
   }
 
-  TempFile& out_;
+  AtomicFile& out_;
   std::vector<unsigned char> buffer_;
   std::uint64_t hash_ = 0xcbf29ce484222325ull;
 };
@@ -532,7 +403,7 @@ void save_model(Model& m, const std::string& path) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8, "save_model: the scalar must be float or double");
   FALTUNG_CHECK(m.built(), "cannot save '", path, "': build the model first");
   const std::string spec = m.spec();
-  detail::TempFile file(path);
+  detail::AtomicFile file(path);
   detail::ModelFileWriter w(file);
   w.bytes(model_file_magic, sizeof(model_file_magic));
   w.u32(model_file_version);

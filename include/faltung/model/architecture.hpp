@@ -40,7 +40,6 @@
 #include <vector>
 
 #include "faltung/initializers.hpp"
-#include "faltung/io/model_file.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/geometry.hpp"
 #include "faltung/layers/activation.hpp"
@@ -480,27 +479,6 @@ inline std::string canonical_spec(const std::string& spec, const std::string& so
   for (const LayerSpec& l : parse_architecture(spec, source))
     s += (s.empty() ? "" : ",") + make_layer<float>(l)->spec();
   return s;
-}
-
-/// Rebuilds the model stored in `path` (architecture and input shape) and loads its weights.
-/// The model is not compiled. A float file loads into Sequential<double> and vice versa.
-template <class T>
-Sequential<T> load_model(const std::string& path, std::uint64_t seed = 42) {
-  ModelFile f = read_model_file(path);
-  Sequential<T> net(seed);
-  try {
-    add_layers(net, f.spec, "cannot load '" + path + "': its architecture");
-    net.build(f.input_shape);
-  } catch (const Error& e) {
-    if (std::string(e.what()).rfind("cannot load", 0) == 0) throw;
-    detail::fail("cannot load '", path, "': its architecture '", f.spec, "' does not build for input shape ",
-                 f.input_shape, ": ", e.what());
-  }
-  // The model was made from the file's spec, so the architecture matches by construction; the
-  // printed forms may still differ where a rate or slope prints rounded to 6 digits.
-  f.spec = net.spec();
-  load_weights(net, f);
-  return net;
 }
 
 }  // namespace faltung

@@ -197,7 +197,7 @@ class Sequential {
   /// Writes the architecture and weights to `path` atomically (faltung/io/model_file.hpp).
   void save(const std::string& path) { faltung::save_model(*this, path); }
   /// Loads weights saved from a model of the same architecture and input shape; checks
-  /// everything before changing anything. To rebuild a model from a file, use load_model.
+  /// everything before changing anything. To rebuild a model from a file, use load_model (io/load_model.hpp).
   void load_weights(const std::string& path) { faltung::load_weights(*this, path); }
 
   /// The random generator every initialisation, dropout mask and shuffle draws from.
