@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -275,6 +276,72 @@ TEST(Predict, SigmoidForBinaryCrossEntropyAndLinearForMeanSquaredError) {
   double mse = 0;
   for (std::size_t i = 0; i < 10; ++i) mse += (double(logits[i]) - 0.5) * (double(logits[i]) - 0.5);
   EXPECT_NEAR(e.loss, mse / 10, 1e-6);
+}
+
+TEST(CompiledLoss, KnowsItsNameAndHowOutputsBecomeProbabilities) {
+  Sequential<float> net = blob_classifier();
+  EXPECT_TRUE(contains(error_of([&] { net.loss(); }), "compile the model first"));
+  const struct {
+    std::function<void()> compile;
+    const char* name;
+    ActivationKind output;
+    bool accuracy;
+  } cases[] = {
+      {[&] { net.compile(SparseCrossEntropy{}, SGD<float>()); }, "sparse_categorical_crossentropy",
+       ActivationKind::Softmax, true},
+      {[&] { net.compile(CategoricalCrossEntropy(true), SGD<float>()); }, "categorical_crossentropy",
+       ActivationKind::Softmax, true},
+      {[&] { net.compile(CategoricalCrossEntropy{}, SGD<float>()); }, "categorical_crossentropy",
+       ActivationKind::Linear, true},
+      {[&] { net.compile(BinaryCrossEntropy{}, SGD<float>()); }, "binary_crossentropy", ActivationKind::Sigmoid, true},
+      {[&] { net.compile(MeanSquaredError{}, SGD<float>()); }, "mean_squared_error", ActivationKind::Linear, false},
+  };
+  for (const auto& c : cases) {
+    c.compile();
+    EXPECT_EQ(net.loss().name(), c.name);
+    EXPECT_EQ(net.loss().output_activation().kind, c.output) << c.name;
+    EXPECT_EQ(net.loss().has_accuracy(), c.accuracy) << c.name;
+    const Sequential<float> copy = net;  // a copy has its own loss of the same kind
+    EXPECT_EQ(copy.loss().name(), c.name);
+    EXPECT_NE(&copy.loss(), &net.loss());
+  }
+}
+
+// A user's own loss: mean absolute error, written against Loss<T> directly.
+template <class T>
+class MeanAbsoluteError : public Loss<T> {
+ public:
+  T value(const Tensor<T>& p, const Tensor<T>& t) const override {
+    double s = 0;
+    for (std::size_t k = 0; k < p.size(); ++k) s += std::abs(double(p[k]) - double(t[k]));
+    return T(s / double(p.size()));
+  }
+  T value_and_gradient(const Tensor<T>& p, const Tensor<T>& t, Tensor<T>& g) const override {
+    g.resize(p.shape());
+    for (std::size_t k = 0; k < p.size(); ++k) g[k] = T(p[k] > t[k] ? 1 : p[k] < t[k] ? -1 : 0) / T(p.size());
+    return value(p, t);
+  }
+  bool has_accuracy() const override { return false; }
+  std::size_t correct(const Tensor<T>&, const Tensor<T>&) const override { return 0; }
+  std::size_t predictions(const Tensor<T>& p) const override { return p.dim(0); }
+  Activation output_activation() const override { return ActivationKind::Linear; }
+  std::string name() const override { return "mean_absolute_error"; }
+  std::unique_ptr<Loss<T>> clone() const override { return std::make_unique<MeanAbsoluteError>(*this); }
+};
+
+TEST(CompiledLoss, AUsersOwnLossTrains) {
+  Sequential<float> net(4);
+  net.add<Dense>(DenseOptions(8).activation(ActivationKind::Tanh)).add<Dense>(1);
+  net.build({4});
+  net.compile(MeanAbsoluteError<float>(), Adam<float>(AdamOptions(1e-2)));
+  EXPECT_EQ(net.loss().name(), "mean_absolute_error");
+  Blobs data(60);
+  Tensor<float> target(Shape{60, 1});
+  for (std::size_t i = 0; i < 60; ++i) target[i] = data.x[i * 4] - data.x[i * 4 + 1];
+  const History h = net.fit(data.x, target, FitOptions().epochs(30).batch_size(10).verbose(0));
+  EXPECT_TRUE(h.accuracy.empty());
+  EXPECT_LT(h.loss.back(), 0.6 * h.loss.front());
+  EXPECT_NEAR(net.evaluate(data.x, target).loss, MeanAbsoluteError<float>().value(net.predict(data.x), target), 1e-6);
 }
 
 TEST(Evaluate, MatchesAManualComputation) {

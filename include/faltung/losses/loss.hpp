@@ -1,5 +1,6 @@
 #pragma once
-// The loss contract, and the helpers the losses share.
+// The loss contract: Loss<T>, what a compiled model holds; the loss structs every scalar type
+// shares; and the helpers the losses share.
 //
 // A loss is a plain struct (not a template, so users write `SparseCrossEntropy{}`) with:
 //
@@ -22,18 +23,80 @@
 //       false where accuracy means nothing (mean squared error); correct() then returns 0.
 //   std::string name() const;
 //       Keras's name of the loss: "sparse_categorical_crossentropy", ...
+//   Activation output_activation() const;
+//       What turns the network's output into the probabilities the loss compares: Softmax for
+//       cross-entropy from logits, Sigmoid for binary cross-entropy, Linear where the output is
+//       the prediction itself (mean squared error, probabilities already).
+//
+// Sequential::compile turns such a struct into a Loss<T> of the model's scalar type
+// (detail::LossOf below); a user's own loss may also derive from Loss<T> directly.
 //
 // Losses accumulate the batch sum in double whatever T is: a float sum over a large batch
 // would lose the digits that a validation loss compares.
 
 #include <cmath>
 #include <cstddef>
+#include <memory>
+#include <string>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/activation.hpp"
 #include "faltung/tensor.hpp"
 
 namespace faltung {
+
+/// A loss for one scalar type, as a model holds it. See the top of this file for the meaning of
+/// each member; the structs of losses/ are adapted to it by detail::LossOf.
+template <class T>
+class Loss {
+ public:
+  virtual ~Loss() = default;
+
+  /// The mean loss over the batch pred (N, ...) against target.
+  virtual T value(const Tensor<T>& pred, const Tensor<T>& target) const = 0;
+  /// The same mean loss, and grad (resized to pred's shape) = d(loss)/d(pred), the 1/N of the
+  /// mean included: what the last layer's backward receives.
+  virtual T value_and_gradient(const Tensor<T>& pred, const Tensor<T>& target, Tensor<T>& grad) const = 0;
+
+  /// Whether accuracy means anything for this loss; correct() is 0 where it does not.
+  virtual bool has_accuracy() const = 0;
+  /// How many of the batch's predictions are right, and how many are judged.
+  virtual std::size_t correct(const Tensor<T>& pred, const Tensor<T>& target) const = 0;
+  virtual std::size_t predictions(const Tensor<T>& pred) const = 0;
+
+  /// What turns the network's output into probabilities (Sequential::predict applies it).
+  virtual Activation output_activation() const = 0;
+  /// Keras's name: "sparse_categorical_crossentropy", "binary_crossentropy", ...
+  virtual std::string name() const = 0;
+
+  /// A copy, for copying a compiled model.
+  virtual std::unique_ptr<Loss<T>> clone() const = 0;
+};
+
 namespace detail {
+
+/// Loss<T> from a loss struct of losses/ (or a user's struct with the same members).
+template <class T, class L>
+class LossOf final : public Loss<T> {
+ public:
+  explicit LossOf(const L& loss) : loss_(loss) {}
+
+  T value(const Tensor<T>& pred, const Tensor<T>& target) const override { return loss_(pred, target, nullptr); }
+  T value_and_gradient(const Tensor<T>& pred, const Tensor<T>& target, Tensor<T>& grad) const override {
+    return loss_(pred, target, &grad);
+  }
+  bool has_accuracy() const override { return L::has_accuracy; }
+  std::size_t correct(const Tensor<T>& pred, const Tensor<T>& target) const override {
+    return loss_.correct(pred, target);
+  }
+  std::size_t predictions(const Tensor<T>& pred) const override { return loss_.predictions(pred); }
+  Activation output_activation() const override { return loss_.output_activation(); }
+  std::string name() const override { return loss_.name(); }
+  std::unique_ptr<Loss<T>> clone() const override { return std::make_unique<LossOf>(*this); }
+
+ private:
+  L loss_;
+};
 
 /// T, in a context that template argument deduction ignores (C++20's std::type_identity_t):
 /// the gradient pointer takes its type from pred, so `loss(pred, target, nullptr)` compiles.

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string>
 
+#include "faltung/kernels/activation.hpp"
 #include "faltung/losses/loss.hpp"
 #include "faltung/tensor.hpp"
 
@@ -21,6 +22,9 @@ struct MeanSquaredError {
   static constexpr const char* type_name = "MeanSquaredError";
   static constexpr bool has_accuracy = false;
   std::string name() const { return "mean_squared_error"; }
+
+  /// The output is the prediction itself.
+  Activation output_activation() const { return ActivationKind::Linear; }
 
   template <class T>
   T operator()(const Tensor<T>& pred, const Tensor<T>& target,

@@ -249,6 +249,8 @@ class Sequential {
   }
   bool compiled() const { return trainer_.compiled(); }
   Optimizer<T>& optimizer() { return trainer_.optimizer(); }
+  /// The compiled loss: its name, and how the outputs become probabilities (output_activation).
+  const Loss<T>& loss() const { return trainer_.loss(); }
 
   using BatchResult = faltung::BatchResult;
 

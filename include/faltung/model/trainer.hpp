@@ -1,5 +1,5 @@
 #pragma once
-// Trainer<T>: how a Sequential model learns. It holds what compile() fixes (the loss, the
+// Trainer<T>: how a Sequential model learns. It holds what compile() fixes (the Loss<T>, the
 // optimizer, the metrics) and runs the training loop; Sequential holds one and forwards its
 // Keras-style compile / fit / train_on_batch / evaluate to it, so this file is the whole of
 // training, top to bottom:
@@ -18,7 +18,6 @@
 #include <any>
 #include <chrono>
 #include <cmath>
-#include <functional>
 #include <memory>
 #include <numeric>
 #include <ostream>
@@ -31,6 +30,7 @@
 #include "faltung/config.hpp"
 #include "faltung/io/model_file.hpp"
 #include "faltung/kernels/activation.hpp"
+#include "faltung/losses/loss.hpp"
 #include "faltung/model/batch_rows.hpp"
 #include "faltung/model/callbacks.hpp"
 #include "faltung/model/history.hpp"
@@ -96,28 +96,6 @@ struct BatchResult {
   std::size_t correct, predictions;
 };
 
-namespace detail {
-/// The compiled loss, with its scalar type fixed: any loss struct of losses/ fits.
-template <class T>
-struct CompiledLoss {
-  std::string name;
-  bool has_accuracy = false;
-  Activation output;  // what turns the network's output into probabilities for predict()
-  std::function<T(const Tensor<T>&, const Tensor<T>&, Tensor<T>*)> compute;
-  std::function<std::size_t(const Tensor<T>&, const Tensor<T>&)> correct;
-  std::function<std::size_t(const Tensor<T>&)> predictions;
-};
-
-template <class L, class = void>
-struct loss_output_activation {
-  static Activation get(const L&) { return ActivationKind::Linear; }
-};
-template <class L>
-struct loss_output_activation<L, std::void_t<decltype(std::declval<const L&>().output_activation())>> {
-  static Activation get(const L& l) { return l.output_activation(); }
-};
-}  // namespace detail
-
 template <class T>
 class Trainer {
  public:
@@ -126,7 +104,7 @@ class Trainer {
   /// Copies the loss, the metrics and the optimizer with its state; no buffers.
   Trainer& operator=(const Trainer& other) {
     if (this == &other) return *this;
-    loss_ = other.loss_;
+    loss_ = other.loss_ ? other.loss_->clone() : nullptr;
     report_accuracy_ = other.report_accuracy_;
     optimizer_ = other.optimizer_ ? other.optimizer_->clone() : nullptr;
     return *this;
@@ -134,21 +112,20 @@ class Trainer {
   Trainer(Trainer&&) noexcept = default;
   Trainer& operator=(Trainer&&) noexcept = default;
 
-  /// Fixes the loss and the optimizer. metrics: {"accuracy"} or {} (the loss is always reported).
+  /// Fixes the loss and the optimizer. The loss is a struct of losses/ (SparseCrossEntropy{}) or
+  /// a Loss<T>. metrics: {"accuracy"} or {} (the loss is always reported).
   template <class L, class O>
   void compile(const L& loss, const O& optimizer, std::vector<std::string> metrics = {"accuracy"}) {
     static_assert(std::is_base_of<Optimizer<T>, O>::value, "compile: the optimizer must be an Optimizer<T> of the model's T");
-    detail::CompiledLoss<T> c;
-    c.name = loss.name();
-    c.has_accuracy = L::has_accuracy;
-    c.output = detail::loss_output_activation<L>::get(loss);
-    c.compute = [loss](const Tensor<T>& p, const Tensor<T>& t, Tensor<T>* g) { return loss(p, t, g); };
-    c.correct = [loss](const Tensor<T>& p, const Tensor<T>& t) { return loss.correct(p, t); };
-    c.predictions = [loss](const Tensor<T>& p) { return loss.predictions(p); };
     for (const std::string& m : metrics)
       FALTUNG_CHECK(m == "accuracy" || m == "acc", "compile: unknown metric '", m, "' (known: accuracy)");
-    report_accuracy_ = c.has_accuracy && !metrics.empty();
-    loss_ = std::move(c);
+    std::unique_ptr<Loss<T>> l;
+    if constexpr (std::is_base_of<Loss<T>, L>::value)
+      l = loss.clone();
+    else
+      l = std::make_unique<detail::LossOf<T, L>>(loss);
+    report_accuracy_ = l->has_accuracy() && !metrics.empty();
+    loss_ = std::move(l);
     optimizer_ = std::make_unique<O>(optimizer);
   }
   bool compiled() const { return optimizer_ != nullptr; }
@@ -156,8 +133,13 @@ class Trainer {
     FALTUNG_CHECK(optimizer_, "Sequential: compile the model first");
     return *optimizer_;
   }
+  /// The compiled loss.
+  const Loss<T>& loss() const {
+    FALTUNG_CHECK(loss_, "Sequential: compile the model first");
+    return *loss_;
+  }
   /// What turns the model's outputs into probabilities (Linear before compile).
-  const Activation& output_activation() const { return loss_.output; }
+  Activation output_activation() const { return loss_ ? loss_->output_activation() : Activation(); }
 
   /// Trains `model` on x (N, input...) and y (targets, first dimension N); with val_x and val_y
   /// (both or neither), reports val_loss / val_accuracy on them after each epoch.
@@ -289,8 +271,8 @@ class Trainer {
     FALTUNG_CHECK(compiled(), "Sequential::train_on_batch: compile the model first");
     model.set_training(true);
     const Tensor<T>& out = model.forward(x);
-    const double loss = double(loss_.compute(out, y, &loss_grad_));
-    BatchResult r{loss, report_accuracy_ ? loss_.correct(out, y) : 0, loss_.predictions(out)};
+    const double loss = double(loss_->value_and_gradient(out, y, loss_grad_));
+    BatchResult r{loss, report_accuracy_ ? loss_->correct(out, y) : 0, loss_->predictions(out)};
     if (!std::isfinite(loss)) return r;
     model.zero_grad();
     model.backward(loss_grad_);
@@ -314,13 +296,13 @@ class Trainer {
       detail::slice_rows(x, b, m, batch_x_);
       detail::slice_rows(y, b, m, batch_y_);
       const Tensor<T>& out = model.forward(batch_x_);
-      loss_sum += double(loss_.compute(out, batch_y_, nullptr)) * double(m);
-      if (loss_.has_accuracy) correct += loss_.correct(out, batch_y_);
-      predictions += loss_.predictions(out);
+      loss_sum += double(loss_->value(out, batch_y_)) * double(m);
+      if (loss_->has_accuracy()) correct += loss_->correct(out, batch_y_);
+      predictions += loss_->predictions(out);
     }
     Evaluation e;
     e.loss = loss_sum / double(count);
-    e.accuracy = loss_.has_accuracy && predictions ? double(correct) / double(predictions) : std::nan("");
+    e.accuracy = loss_->has_accuracy() && predictions ? double(correct) / double(predictions) : std::nan("");
     return e;
   }
 
@@ -379,7 +361,7 @@ class Trainer {
     for (std::size_t i = 0; i < params.size() && i < w.size(); ++i) params[i]->value = w[i];
   }
 
-  detail::CompiledLoss<T> loss_;
+  std::unique_ptr<Loss<T>> loss_;
   bool report_accuracy_ = false;
   std::unique_ptr<Optimizer<T>> optimizer_;
   Tensor<T> loss_grad_, batch_x_, batch_y_;
