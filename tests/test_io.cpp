@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <faltung/losses/cross_entropy.hpp>
+#include <faltung/io/load_model.hpp>
 #include <faltung/model/architecture.hpp>
 #include <faltung/optimizers/adam.hpp>
 
