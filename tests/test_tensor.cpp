@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/conv2d.hpp"
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
+#include "faltung/text.hpp"
 #include "faltung/threading.hpp"
 
 using namespace faltung;
@@ -511,6 +513,31 @@ TEST(Threading, SetAndGetThreadCount) {
 #endif
   EXPECT_EQ(thread_index(), 0);
   set_num_threads(saved);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The text helpers (text.hpp), and the one `detail` namespace
+
+TEST(Text, TrimAndGroupDigits) {
+  EXPECT_EQ(detail::trim("  relu \t\n"), "relu");
+  EXPECT_EQ(detail::trim(" \t "), "");
+  EXPECT_EQ(detail::trim(""), "");
+  EXPECT_EQ(detail::trim(" \v1.5\r", " \t"), "\v1.5\r");  // only the characters asked for
+  EXPECT_EQ(detail::trim("\t 1.5 \t", " \t"), "1.5");
+  EXPECT_EQ(detail::group_digits(0), "0");
+  EXPECT_EQ(detail::group_digits(999), "999");
+  EXPECT_EQ(detail::group_digits(1000), "1,000");
+  EXPECT_EQ(detail::group_digits(1815114), "1,815,114");
+}
+
+namespace uses_faltung_and_its_kernels {
+using namespace faltung::kernels;  // with faltung's names in scope too (the file's using)
+// Compiles only while faltung::kernels has no `detail` of its own: `detail::` names one namespace.
+inline std::string grouped(std::size_t n) { return detail::group_digits(n); }
+}  // namespace uses_faltung_and_its_kernels
+
+TEST(Text, OneDetailNamespaceForFaltungAndItsKernels) {
+  EXPECT_EQ(uses_faltung_and_its_kernels::grouped(421642), "421,642");
 }
 
 }  // namespace

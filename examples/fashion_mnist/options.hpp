@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include <faltung/text.hpp>
+
 #include "common/cli.hpp"
 
 namespace fmnist {
@@ -309,12 +311,7 @@ struct SweepLine {
 };
 
 namespace detail {
-inline std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
+inline std::string trim(const std::string& s) { return std::string(faltung::detail::trim(s)); }
 
 /// The line without its comment: '#' at the start or after whitespace, outside quotes.
 inline std::string strip_comment(const std::string& s) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <faltung/data/fashion_mnist.hpp>
+#include <faltung/text.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -28,11 +29,7 @@ inline std::string fixed(double v, int decimals) {
   return os.str();
 }
 
-inline std::string group_digits(std::size_t n) {
-  std::string s = std::to_string(n);
-  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
-  return s;
-}
+using faltung::detail::group_digits;
 
 /// Text for a Markdown table cell: '|' escaped, in backticks when asked.
 inline std::string md_cell(const std::string& s, bool code = false) {

@@ -32,8 +32,8 @@
 /// FALTUNG_UNROLL before a loop with a small constant trip count asks the compiler to unroll it
 /// completely. The SIMD micro-kernels need this: their accumulator arrays (acc[MR][NV]) only
 /// live in registers once every index is a constant. Without it GCC 12 kept them on the stack
-/// and stored all 24 accumulators on every step of the depth loop, which cost the GEMM two
-/// thirds of its speed (65 instead of 175 GFLOP/s on one Zen 5 core).
+/// and stored all 24 accumulators on every step of the depth loop, which cost the GEMM most of
+/// its speed.
 #if defined(__clang__)
 #define FALTUNG_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)
@@ -55,6 +55,9 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// faltung::detail holds what is not API. It is the only namespace of that name: faltung::kernels,
+// the inner layer of arithmetic on raw pointers, keeps its helpers beside its kernels, so code
+// that says `using namespace faltung;` (and faltung::kernels) meets a single `detail`.
 namespace detail {
 template <class... Args>
 [[noreturn]] inline void fail(const Args&... parts) {

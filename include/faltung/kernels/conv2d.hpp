@@ -70,11 +70,11 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
                           pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
                 "conv2d_forward: the fused pool's input does not match the convolution's output");
 #if FALTUNG_HAS_SIMD_GEMM
-  if constexpr (detail::use_simd_gemm<T>())
-    if (detail::implicit_gemm_applies<T>(p))
-      return detail::conv2d_forward_implicit(p, x, w, b, y, workspace, relu, pool);
+  if constexpr (use_simd_gemm<T>())
+    if (implicit_gemm_applies<T>(p))
+      return conv2d_forward_implicit(p, x, w, b, y, workspace, relu, pool);
 #endif
-  const std::size_t K = p.patch_size(), P = p.out_pixels(), OC = p.out_channels, Pp = detail::round_up16(P);
+  const std::size_t K = p.patch_size(), P = p.out_pixels(), OC = p.out_channels, Pp = round_up16(P);
   const std::size_t in_sample = p.in_channels * p.in_pixels(), plane_size = padded_plane_size(p);
   const int threads = num_threads();
   const std::size_t per_thread = K * Pp + plane_size + (pool ? OC * P : 0);
@@ -87,7 +87,7 @@ FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
     T* plane = col + K * Pp;                                                // (Hp, Wp)
     im2col(p, x + std::size_t(n) * in_sample, col, Pp, plane);
     T* yn = pool ? plane + plane_size : y + std::size_t(n) * OC * P;  // (OC, P)
-    if constexpr (detail::use_simd_gemm<T>()) {
+    if constexpr (use_simd_gemm<T>()) {
 #if FALTUNG_HAS_SIMD_GEMM
       // Y_n (OC, P) = b + W (OC, K) * col (K, P)
       simd::gemm(OC, P, K, w, K, 1, col, Pp, yn, P, false, b, relu);
@@ -139,15 +139,15 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
                           pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
                 "conv2d_backward: the fused pool's input does not match the convolution's output");
 #if FALTUNG_HAS_SIMD_GEMM
-  if constexpr (detail::use_simd_gemm<T>())
-    if (detail::implicit_gemm_applies<T>(p))
-      return detail::conv2d_backward_implicit(p, x, w, y, dy, relu, dw, db, dx, workspace, pool);
+  if constexpr (use_simd_gemm<T>())
+    if (implicit_gemm_applies<T>(p))
+      return conv2d_backward_implicit(p, x, w, y, dy, relu, dw, db, dx, workspace, pool);
 #endif
   const std::size_t K = p.patch_size(), K1 = K + 1, P = p.out_pixels(), OC = p.out_channels;
-  const std::size_t Pp = detail::round_up16(P), OCp = detail::round_up16(OC), in_sample = p.in_channels * p.in_pixels();
+  const std::size_t Pp = round_up16(P), OCp = round_up16(OC), in_sample = p.in_channels * p.in_pixels();
   const int threads = std::max(1, std::min<int>(num_threads(), int(p.batch)));
   const bool weights = dw != nullptr;
-  constexpr bool simd_path = detail::use_simd_gemm<T>();
+  constexpr bool simd_path = use_simd_gemm<T>();
   // Two SIMD forms for dW (see the loop): with few patch rows (K <= 32, a first layer) the
   // dot-product form on dz and col as they are; otherwise the broadcast form on a transposed dz.
   const bool transposed = weights && simd_path && K > 32;
@@ -176,20 +176,20 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
       if (pool) {
         pool->backward_sample(std::size_t(n), dz_t, relu);
       } else if (relu) {
-        detail::copy_row(dz_t, dy + std::size_t(n) * OC * P, OC * P, y + std::size_t(n) * OC * P);
+        copy_row(dz_t, dy + std::size_t(n) * OC * P, OC * P, y + std::size_t(n) * OC * P);
       } else {
         dzn = dy + std::size_t(n) * OC * P;
       }
       if (weights) {
         im2col(p, x + std::size_t(n) * in_sample, col, Pp, plane);
-        detail::conv_weight_gradient(OC, K1, P, Pp, OCp, transposed, dzn, col, dyt, dw_t);
+        conv_weight_gradient(OC, K1, P, Pp, OCp, transposed, dzn, col, dyt, dw_t);
       }
-      if (dx) detail::conv_data_gradient(p, dzn, w, col, Pp, plane, dx + std::size_t(n) * in_sample);
+      if (dx) conv_data_gradient(p, dzn, w, col, Pp, plane, dx + std::size_t(n) * in_sample);
     }
     // The implicit barrier above: every partial is complete. Each thread now adds up the
     // partials of its own output channels, in thread order.
     if (weights)  // element (o, k) of a partial: (k, o) of the transposed (K + 1, OCp) layout
-      detail::add_weight_partials(workspace.data() + col_size + plane_size + dyt_size + dz_size, per_thread, team, OC,
+      add_weight_partials(workspace.data() + col_size + plane_size + dyt_size + dz_size, per_thread, team, OC,
                                   K, transposed ? 1 : K1, transposed ? OCp : 1, dw, db);
   }
 }

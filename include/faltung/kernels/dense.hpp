@@ -14,10 +14,9 @@
 //
 // In float with AVX-512 / AVX2, all three run kernels/gemm.hpp's register-blocked GEMM instead
 // of Eigen's, with the units (or, for the input gradient, the input features) on the vector
-// lanes: the forward and weight gradient 25-30% faster than Eigen on one Zen 5 core at
-// 64 x 3136 x 128, where the operands spill out of L2; the input gradient, on a transposed copy
-// of W, made a whole forward + backward 9-17% faster at 1 and 2 threads (the dot form,
-// gemm_abt, on W as it is was slower than Eigen).
+// lanes: it packs nothing, which counts most where the operands spill out of L2 (64 x 3136 x
+// 128). The input gradient runs on a transposed copy of W, because the dot form (gemm_abt) on W
+// as it is was slower than Eigen.
 
 #include <Eigen/Core>
 #include <algorithm>

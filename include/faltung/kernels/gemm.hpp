@@ -12,9 +12,9 @@
 // transpose) on N.
 //
 // Why this and not Eigen: the convolution GEMMs are skinny (M = 32..128, N = 196..784) and are
-// called once per sample; Eigen packs both operands on every call and its AVX-512 kernels
-// reach well under half of the FMA peak there (about 85 of 216 GFLOP/s on one Zen 5 core for the
-// 32 -> 64 convolution), where this kernel reaches 165-200. It packs nothing: the
+// called once per sample; Eigen packs both operands on every call, and at these shapes its
+// kernels stay far from the FMA peak (benchmarks/bench_kernels reports this kernel's share of
+// it). This one packs nothing: the
 // micro-tile of MR rows x NV vectors keeps MR * NV accumulators in registers (6 x 4 = 24 of the
 // 32 AVX-512 registers; 8 and more independent FMA chains hide the FMA latency on two FMA
 // pipes), loads NV vectors of B and broadcasts MR elements of A per step of `depth`.
@@ -288,9 +288,9 @@ inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a
 // OC rows of dY, over the P = 784 pixels), where the broadcast form would need a transpose of dY
 // costing as much as the product itself.
 #if defined(__AVX512F__)
-// MR x NR = 18 accumulators of the 32 registers, 9 loads per 18 FMAs (4 x 3: 7 per 12). On one
-// Zen 5 core, 3 x 6 ran 20-35% faster than 4 x 3 on the first layer's weight gradient (dz (32 or
-// 128, 784) against col (10, 784): the 9 taps and the bias row).
+// MR x NR = 18 accumulators of the 32 registers, 9 loads per 18 FMAs (4 x 3: 7 per 12): the
+// fewer loads per FMA made 3 x 6 the faster shape on the first layer's weight gradient (dz (32
+// or 128, 784) against col (10, 784): the 9 taps and the bias row).
 constexpr int kDotRows = 3, kDotCols = 6;
 #else
 constexpr int kDotRows = 4, kDotCols = 3;  // 12 accumulators + 4 operands: AVX2 has 16 registers
@@ -370,7 +370,7 @@ inline void gemm_abt(std::size_t M, std::size_t N, std::size_t depth, const floa
 // ---------------------------------------------------------------------------------------------
 /// dst (cols, ldd) = src (rows, cols)^T, rows of src lds apart: dst[c * ldd + r] = src[r * lds + c].
 /// For the weight gradient's transpose of dz (OC x P): element by element, with stores OCp floats
-/// apart, it cost a fifth of the 32 -> 64 backward-weights pass. Here 8 x 8 blocks are transposed
+/// apart, every store touches another cache line. Here 8 x 8 blocks are transposed
 /// in registers (the unpack / shuffle / lane-swap sequence of AVX), the ragged edges element by
 /// element.
 inline void transpose(std::size_t rows, std::size_t cols, const float* src, std::size_t lds, float* dst,

@@ -91,9 +91,9 @@ void max_pool2x2_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* 
         const __mmask16 m_lo = __mmask16((1u << std::min(pixels, 16)) - 1u);
         const __mmask16 m_hi = __mmask16((1u << std::max(pixels - 16, 0)) - 1u);
         const __mmask16 m_out = __mmask16((1u << n) - 1u);
-        // A vector that is whole is loaded without a mask: with the mask known only at run time,
-        // this loop ran 3x slower on a Zen 5 core on inputs that come from memory (128 planes of
-        // 28x28 per sample), although masked loads of cached data cost the same as plain ones.
+        // A vector that is whole is loaded without a mask: a load whose mask is known only at
+        // run time is slow on data that comes from memory (as 128 planes of 28x28 per sample
+        // do), although on cached data it costs the same as a plain load.
         auto load = [](const float* ptr, int count, __mmask16 m) {
           return count >= 16 ? _mm512_loadu_ps(ptr) : _mm512_maskz_loadu_ps(m, ptr);
         };

@@ -36,6 +36,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -49,6 +50,7 @@
 #include "faltung/layers/flatten.hpp"
 #include "faltung/layers/max_pool2d.hpp"
 #include "faltung/model/sequential.hpp"
+#include "faltung/text.hpp"
 
 namespace faltung {
 
@@ -65,13 +67,6 @@ struct LayerSpec {
 };
 
 namespace detail {
-
-inline std::string trim(const std::string& s) {
-  std::size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
 
 inline std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -132,9 +127,9 @@ class ArchitectureParser {
     const std::vector<std::string> pieces = split(spec, ',');
     std::vector<LayerSpec> layers;
     for (std::size_t i = 0; i < pieces.size(); ++i) {
-      const std::string text = trim(pieces[i]);
+      const std::string text(trim(pieces[i]));
       if (text.empty()) {
-        const std::string prev = i > 0 ? trim(pieces[i - 1]) : std::string();
+        const std::string prev(i > 0 ? trim(pieces[i - 1]) : std::string_view());
         if (i == 0) fail(source_, ": layer 1 is empty: the architecture starts with a comma");
         if (i + 1 == pieces.size()) fail(source_, ": layer ", i + 1, " is empty: trailing comma after '", prev, "'");
         fail(source_, ": layer ", i + 1, " is empty: two commas in a row after '", prev, "'");
@@ -153,7 +148,7 @@ class ArchitectureParser {
     LayerSpec l;
     l.text = text;
     std::vector<std::string> fields = split(text, ':');
-    for (std::string& f : fields) f = trim(f);
+    for (std::string& f : fields) f = std::string(trim(f));
     const std::string name = lower(fields[0]);
     usage_ = usage_of(name);
     for (std::size_t i = 1; i < fields.size(); ++i)

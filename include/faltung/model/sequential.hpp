@@ -43,6 +43,7 @@
 #include "faltung/model/trainer.hpp"
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
+#include "faltung/text.hpp"
 
 namespace faltung {
 
@@ -323,14 +324,14 @@ class Sequential {
       for (std::size_t d : l.output_shape()) shape += ", " + std::to_string(d);
       shape += ")";
       os << std::left << std::setw(w1) << (" " + l.name() + " (" + l.type() + ")") << std::setw(w2) << shape
-         << std::right << std::setw(w3) << group_digits(l.parameter_count()) << '\n';
+         << std::right << std::setw(w3) << detail::group_digits(l.parameter_count()) << '\n';
       if (i + 1 < layers_.size()) os << '\n';
     }
     const std::size_t total = parameter_count(), trainable = trainable_parameter_count();
     os << double_rule << '\n'
-       << "Total params: " << group_digits(total) << '\n'
-       << "Trainable params: " << group_digits(trainable) << '\n'
-       << "Non-trainable params: " << group_digits(total - trainable) << '\n'
+       << "Total params: " << detail::group_digits(total) << '\n'
+       << "Trainable params: " << detail::group_digits(trainable) << '\n'
+       << "Non-trainable params: " << detail::group_digits(total - trainable) << '\n'
        << rule << '\n';
   }
 
@@ -353,12 +354,6 @@ class Sequential {
     }
     outputs_.resize(execution_.size());
     input_ = nullptr;  // the outputs of an earlier forward no longer match the list
-  }
-
-  static std::string group_digits(std::size_t n) {
-    std::string s = std::to_string(n);
-    for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(std::size_t(i), ",");
-    return s;
   }
 
   std::vector<std::unique_ptr<Layer<T>>> layers_;      // the layers as the user added them

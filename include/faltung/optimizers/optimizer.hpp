@@ -178,7 +178,7 @@ constexpr std::size_t kUpdateBlock = 256;
 /// out[k] = sqrt(x[k]) for k < n <= kUpdateBlock, vectorised. A loop of std::sqrt is not: the
 /// call may set errno (GCC's default -fmath-errno), so the compiler keeps it scalar with a
 /// branch per element. Eigen's packet sqrt is the hardware's, correctly rounded like std::sqrt,
-/// so the results are the same bits; this is what made Adam's step 5x cheaper.
+/// so the results are the same bits.
 template <class T>
 void sqrt_block(const T* x, T* out, std::size_t n) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;

@@ -12,7 +12,6 @@
 namespace faltung {
 namespace kernels {
 
-namespace detail {
 /// One sample's share of the weight gradient, added into dw_t:
 ///   dW1 (OC, K1) += dz (OC, P) * col (K1, P)^T
 /// where col's last row is ones, so dW1's last column is the bias gradient. col has rows Pp
@@ -76,7 +75,6 @@ void add_weight_partials(const T* base, std::size_t stride, int team, std::size_
     }
   }
 }
-}  // namespace detail
 
 }  // namespace kernels
 }  // namespace faltung

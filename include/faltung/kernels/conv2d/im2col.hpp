@@ -5,8 +5,8 @@
 // extent the windows cover, with the input at offset (pad top, pad left). Every row of col is
 // then OH plain strided copies (stride 1: contiguous) without a bounds test or a zero fill, and
 // col2im adds into the padded plane the same way and copies its interior out. Clipping each
-// copy to the input instead costs three short loops or calls per row of 14 pixels, which made
-// im2col and col2im a fifth of the second convolution's time.
+// copy to the input instead costs three short loops or calls per row of 14 pixels, more than the
+// copy itself.
 
 #include <algorithm>
 #include <cstddef>
@@ -23,7 +23,6 @@ inline std::size_t padded_plane_size(const Conv2DParams& p) {
   return ((p.h.out - 1) * p.h.stride + p.h.window) * ((p.w.out - 1) * p.w.stride + p.w.window);
 }
 
-namespace detail {
 /// The padded plane's geometry: Hp, Wp, and the window's top-left input pixel's place in it.
 struct PaddedPlane {
   std::size_t hp, wp;
@@ -34,27 +33,26 @@ struct PaddedPlane {
   std::size_t rows(const Conv2DParams& p) const { return std::min(p.h.in, hp - std::min(hp, p.h.pad_before)); }
   std::size_t cols(const Conv2DParams& p) const { return std::min(p.w.in, wp - std::min(wp, p.w.pad_before)); }
 };
-}  // namespace detail
 
 /// col (K, ld), ld >= P: row (c, ki, kj), column (i, j) holds x[c, i*sh + ki - pt, j*sw + kj - pl],
 /// 0 outside the input. x is one sample (C, H, W); plane (Hp, Wp) is scratch
 /// (padded_plane_size). Columns P..ld-1 are left untouched.
 template <class T>
 void im2col(const Conv2DParams& p, const T* x, T* col, std::size_t ld, T* plane) {
-  const detail::PaddedPlane g(p);
+  const PaddedPlane g(p);
   const std::size_t OW = p.w.out, rows = g.rows(p), cols = g.cols(p);
   std::fill(plane, plane + g.hp * g.wp, T(0));  // the border; the interior is overwritten per channel
   for (std::size_t c = 0; c < p.in_channels; ++c) {
     const T* xc = x + c * p.in_pixels();  // (H, W)
     for (std::size_t r = 0; r < rows; ++r)
-      detail::copy_row(plane + (r + p.h.pad_before) * g.wp + p.w.pad_before, xc + r * p.w.in, cols);
+      copy_row(plane + (r + p.h.pad_before) * g.wp + p.w.pad_before, xc + r * p.w.in, cols);
     for (std::size_t ki = 0; ki < p.h.window; ++ki)
       for (std::size_t kj = 0; kj < p.w.window; ++kj) {
         T* row = col + ((c * p.h.window + ki) * p.w.window + kj) * ld;
         for (std::size_t i = 0; i < p.h.out; ++i) {
           const T* src = plane + (i * p.h.stride + ki) * g.wp + kj;  // the window's pixel of column (i, 0)
           if (p.w.stride == 1)
-            detail::copy_row(row + i * OW, src, OW);
+            copy_row(row + i * OW, src, OW);
           else
             for (std::size_t j = 0; j < OW; ++j) row[i * OW + j] = src[j * p.w.stride];
         }
@@ -74,7 +72,7 @@ void im2col(const Conv2DParams& p, const T* x, T* col) {
 /// pixel receives its terms in (ki, kj, i, j) order, whatever the padding.
 template <class T>
 void col2im(const Conv2DParams& p, const T* col, T* dx, std::size_t ld, T* plane) {
-  const detail::PaddedPlane g(p);
+  const PaddedPlane g(p);
   const std::size_t OW = p.w.out, rows = g.rows(p), cols = g.cols(p);
   if (rows < p.h.in || cols < p.w.in) std::fill(dx, dx + p.in_channels * p.in_pixels(), T(0));  // pixels no window reads
   for (std::size_t c = 0; c < p.in_channels; ++c) {
@@ -87,14 +85,14 @@ void col2im(const Conv2DParams& p, const T* col, T* dx, std::size_t ld, T* plane
         for (std::size_t i = 0; i < p.h.out; ++i) {
           T* dst = plane + (i * p.h.stride + ki) * g.wp + kj;
           if (p.w.stride == 1)
-            detail::add_row(dst, row + i * OW, OW);
+            add_row(dst, row + i * OW, OW);
           else
             for (std::size_t j = 0; j < OW; ++j) dst[j * p.w.stride] += row[i * OW + j];
         }
       }
     T* dxc = dx + c * p.in_pixels();  // (H, W)
     for (std::size_t r = 0; r < rows; ++r)
-      detail::copy_row(dxc + r * p.w.in, plane + (r + p.h.pad_before) * g.wp + p.w.pad_before, cols);
+      copy_row(dxc + r * p.w.in, plane + (r + p.h.pad_before) * g.wp + p.w.pad_before, cols);
   }
 }
 

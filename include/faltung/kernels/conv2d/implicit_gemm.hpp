@@ -36,7 +36,6 @@
 namespace faltung {
 namespace kernels {
 
-namespace detail {
 /// Channels stored as padded planes, back to back: plane c is (rows, ld) with the channel's
 /// (height, width) pixels at (top, left) and zeros around them. After the last plane come
 /// round_up16(ld) zeros, for the shifted rows of the last channel that read up to KW - 1 past it.
@@ -235,7 +234,6 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   }
 }
 #endif
-}  // namespace detail
 
 }  // namespace kernels
 }  // namespace faltung

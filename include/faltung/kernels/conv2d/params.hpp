@@ -36,7 +36,6 @@ template <class T>
 using ConstStridedMap =
     Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
 
-namespace detail {
 /// n rounded up to a multiple of 16 (one cache line of floats).
 inline std::size_t round_up16(std::size_t n) { return (n + 15) / 16 * 16; }
 
@@ -44,7 +43,6 @@ template <class T>
 constexpr bool use_simd_gemm() {
   return FALTUNG_HAS_SIMD_GEMM && std::is_same<T, float>::value;
 }
-}  // namespace detail
 
 }  // namespace kernels
 }  // namespace faltung

@@ -12,7 +12,6 @@
 namespace faltung {
 namespace kernels {
 
-namespace detail {
 #if FALTUNG_HAS_SIMD_GEMM
 /// Calls op(j, load, store) for j = 0, L, 2L, ... < n (L = simd::VecF::lanes), where load(ptr)
 /// and store(ptr, reg) cover lanes j .. min(j + L, n) - 1: whole vectors, then one masked.
@@ -71,7 +70,6 @@ inline void copy_rows(const T* src, std::size_t src_ld, T* dst, std::size_t dst_
   for (std::size_t r = 0; r < rows; ++r)
     copy_row(dst + r * dst_ld, src + r * src_ld, cols, gate ? gate + r * src_ld : nullptr);
 }
-}  // namespace detail
 
 }  // namespace kernels
 }  // namespace faltung
