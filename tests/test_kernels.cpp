@@ -17,9 +17,11 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "faltung/kernels/activation.hpp"
+#include "faltung/kernels/blocks.hpp"
 #include "faltung/kernels/conv2d.hpp"
 #include "faltung/kernels/copy.hpp"
 #include "faltung/kernels/dense.hpp"
@@ -723,6 +725,70 @@ TEST(CopyKernels, EveryElementOnceAndNothingBesideForAnyThreadCount) {
       EXPECT_EQ(dst.back(), -1.0f);
       EXPECT_EQ(std::count(dst.begin() + 1, dst.end() - 1, 3.0f), std::ptrdiff_t(n));
     }
+  }
+}
+
+/// The number of parallel regions, active or not, around the calling code: an OpenMP `if(false)`
+/// region counts, since entering one costs time too.
+int region_level() {
+#if FALTUNG_HAS_OPENMP
+  return omp_get_level();
+#else
+  return 0;
+#endif
+}
+
+TEST(WorkSplit, ThreadsFollowTheWorkNotTheShape) {
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  EXPECT_EQ(threads_for(0, kMinElementsPerThread), 1);
+  EXPECT_EQ(threads_for(2 * kMinElementsPerThread - 1, kMinElementsPerThread), 1);
+  EXPECT_EQ(threads_for(2 * kMinElementsPerThread, kMinElementsPerThread), FALTUNG_HAS_OPENMP ? 2 : 1);
+  EXPECT_EQ(threads_for(std::size_t(1) << 40, kMinElementsPerThread), FALTUNG_HAS_OPENMP ? 2 : 1);
+  set_num_threads(3);
+  EXPECT_EQ(threads_for(3 * kMinMultiplyAddsPerThread - 1, kMinMultiplyAddsPerThread), FALTUNG_HAS_OPENMP ? 2 : 1);
+  set_num_threads(1);
+  EXPECT_EQ(threads_for(std::size_t(1) << 40, kMinElementsPerThread), 1);
+}
+
+TEST(WorkSplit, SmallWorkRunsOnTheCallingThreadWithoutARegion) {
+  ThreadCountGuard guard;
+  set_num_threads(2);
+  // Each block a splitter calls, as [first, end), and the deepest region level inside them.
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;
+  int deepest = -1;
+  auto record = [&](std::size_t first, std::size_t end) {
+    blocks.emplace_back(first, end);
+    deepest = std::max(deepest, region_level());
+  };
+  // The tabular MLP's 64 -> 32 layer at batch 32: 65,536 multiply-adds per product, which used
+  // to start a team of two threads three times per step.
+  for_row_blocks(32, 32 * 64 * 32, [&](std::size_t first, std::size_t count) { record(first, first + count); });
+  EXPECT_EQ(blocks, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 32}}));
+  EXPECT_EQ(deepest, 0);
+  blocks.clear();
+  deepest = -1;
+  for_each_block(1000, 1000, kMinElementsPerThread, record);
+  EXPECT_EQ(blocks, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 1000}}));
+  EXPECT_EQ(deepest, 0);
+}
+
+TEST(WorkSplit, LargeWorkCoversEveryElementOnceInBlocks) {
+  ThreadCountGuard guard;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const std::size_t n = 4 * kMinElementsPerThread + 3;
+    std::vector<int> hits(n, 0);
+    for_each_block(n, n, kMinElementsPerThread, [&](std::size_t first, std::size_t last) {
+      for (std::size_t i = first; i < last; ++i) ++hits[i];
+    });
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), std::ptrdiff_t(n)) << threads << " threads";
+    std::vector<int> rows(7, 0);
+    for_row_blocks(7, std::size_t(1) << 30, [&](std::size_t first, std::size_t count) {
+      EXPECT_GT(count, 0u);
+      for (std::size_t i = first; i < first + count; ++i) ++rows[i];
+    });
+    EXPECT_EQ(std::count(rows.begin(), rows.end(), 1), 7) << threads << " threads";
   }
 }
 

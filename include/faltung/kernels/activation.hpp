@@ -14,6 +14,7 @@
 #include <string>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/blocks.hpp"
 
 namespace faltung {
 
@@ -60,51 +61,58 @@ namespace kernels {
 template <class T>
 void activation_forward(const Activation& f, const T* x, T* y, std::size_t outer, std::size_t axis,
                         std::size_t inner) {
-  const std::ptrdiff_t count = std::ptrdiff_t(outer * axis * inner);
+  const std::size_t count = outer * axis * inner;
   const T alpha = T(f.alpha);
+  // Each case runs its loop on blocks of the elements (of the softmax rows), on as many threads
+  // as the work deserves (blocks.hpp); a small layer's never enters a parallel region.
   switch (f.kind) {
     case ActivationKind::Linear:
       if (x != y) std::copy(x, x + count, y);
       return;
     case ActivationKind::ReLU:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+      });
       return;
     case ActivationKind::LeakyReLU:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) y[i] = x[i] > T(0) ? x[i] : alpha * x[i];
+      });
       return;
     case ActivationKind::Sigmoid:
-FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
-      for (std::ptrdiff_t i = 0; i < count; ++i) {
-        // Two branches so exp never overflows.
-        if (x[i] >= T(0)) {
-          y[i] = T(1) / (T(1) + std::exp(-x[i]));
-        } else {
-          const T e = std::exp(x[i]);
-          y[i] = e / (T(1) + e);
+      for_each_block(count, count, kMinTranscendentalsPerThread, [&](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) {
+          // Two branches so exp never overflows.
+          if (x[i] >= T(0)) {
+            y[i] = T(1) / (T(1) + std::exp(-x[i]));
+          } else {
+            const T e = std::exp(x[i]);
+            y[i] = e / (T(1) + e);
+          }
         }
-      }
+      });
       return;
     case ActivationKind::Tanh:
-FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
-      for (std::ptrdiff_t i = 0; i < count; ++i) y[i] = std::tanh(x[i]);
+      for_each_block(count, count, kMinTranscendentalsPerThread, [&](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) y[i] = std::tanh(x[i]);
+      });
       return;
     case ActivationKind::Softmax:
-FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
-      for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
-        for (std::size_t in = 0; in < inner; ++in) {
-          const std::size_t base = std::size_t(o) * axis * inner + in;
-          T m = x[base];
-          for (std::size_t a = 1; a < axis; ++a) m = std::max(m, x[base + a * inner]);
-          T sum = T(0);
-          for (std::size_t a = 0; a < axis; ++a) {
-            const T e = std::exp(x[base + a * inner] - m);  // shifted by the max: no overflow
-            y[base + a * inner] = e;
-            sum += e;
+      for_each_block(outer, count, kMinTranscendentalsPerThread, [&](std::size_t first, std::size_t last) {
+        for (std::size_t o = first; o < last; ++o)
+          for (std::size_t in = 0; in < inner; ++in) {
+            const std::size_t base = o * axis * inner + in;
+            T m = x[base];
+            for (std::size_t a = 1; a < axis; ++a) m = std::max(m, x[base + a * inner]);
+            T sum = T(0);
+            for (std::size_t a = 0; a < axis; ++a) {
+              const T e = std::exp(x[base + a * inner] - m);  // shifted by the max: no overflow
+              y[base + a * inner] = e;
+              sum += e;
+            }
+            for (std::size_t a = 0; a < axis; ++a) y[base + a * inner] /= sum;
           }
-          for (std::size_t a = 0; a < axis; ++a) y[base + a * inner] /= sum;
-        }
+      });
       return;
   }
 }
@@ -113,38 +121,49 @@ FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
 template <class T>
 void activation_backward(const Activation& f, const T* y, const T* dy, T* dx, std::size_t outer, std::size_t axis,
                          std::size_t inner) {
-  const std::ptrdiff_t count = std::ptrdiff_t(outer * axis * inner);
+  const std::size_t count = outer * axis * inner;
   const T alpha = T(f.alpha);
   switch (f.kind) {
     case ActivationKind::Linear:
       if (dx != dy) std::copy(dy, dy + count, dx);
       return;
     case ActivationKind::ReLU:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) {
+          const T d = dy[i];
+          dx[i] = y[i] > T(0) ? d : T(0);
+        }
+      });
       return;
     case ActivationKind::LeakyReLU:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : alpha * dy[i];
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) {
+          const T d = dy[i];
+          dx[i] = y[i] > T(0) ? d : alpha * d;
+        }
+      });
       return;
     case ActivationKind::Sigmoid:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+      });
       return;
     case ActivationKind::Tanh:
-FALTUNG_OMP(parallel for simd schedule(static) if (count > 32768))
-      for (std::ptrdiff_t i = 0; i < count; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+      for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
+        for (std::size_t i = first; i < last; ++i) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
+      });
       return;
     case ActivationKind::Softmax:
-FALTUNG_OMP(parallel for schedule(static) if (count > 8192))
-      for (std::ptrdiff_t o = 0; o < std::ptrdiff_t(outer); ++o)
-        for (std::size_t in = 0; in < inner; ++in) {
-          const std::size_t base = std::size_t(o) * axis * inner + in;
-          T dot = T(0);
-          for (std::size_t a = 0; a < axis; ++a) dot += dy[base + a * inner] * y[base + a * inner];
-          for (std::size_t a = 0; a < axis; ++a)
-            dx[base + a * inner] = y[base + a * inner] * (dy[base + a * inner] - dot);
-        }
+      for_each_block(outer, count, kMinElementsPerThread, [&](std::size_t first, std::size_t last) {
+        for (std::size_t o = first; o < last; ++o)
+          for (std::size_t in = 0; in < inner; ++in) {
+            const std::size_t base = o * axis * inner + in;
+            T dot = T(0);
+            for (std::size_t a = 0; a < axis; ++a) dot += dy[base + a * inner] * y[base + a * inner];
+            for (std::size_t a = 0; a < axis; ++a)
+              dx[base + a * inner] = y[base + a * inner] * (dy[base + a * inner] - dot);
+          }
+      });
       return;
   }
 }

@@ -76,7 +76,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
 #endif
   const std::size_t K = p.patch_size(), P = p.out_pixels(), OC = p.out_channels, Pp = round_up16(P);
   const std::size_t in_sample = p.in_channels * p.in_pixels(), plane_size = padded_plane_size(p);
-  const int threads = num_threads();
+  const int threads = conv_threads(p, 1);
   const std::size_t per_thread = K * Pp + plane_size + (pool ? OC * P : 0);
   workspace.resize({std::size_t(threads), per_thread});
   // One sample per iteration: its column buffer (K x Pp floats, 225 KiB for 32->64 on 14x14)
@@ -145,8 +145,8 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
 #endif
   const std::size_t K = p.patch_size(), K1 = K + 1, P = p.out_pixels(), OC = p.out_channels;
   const std::size_t Pp = round_up16(P), OCp = round_up16(OC), in_sample = p.in_channels * p.in_pixels();
-  const int threads = std::max(1, std::min<int>(num_threads(), int(p.batch)));
   const bool weights = dw != nullptr;
+  const int threads = conv_threads(p, std::size_t(weights) + std::size_t(dx != nullptr));
   constexpr bool simd_path = use_simd_gemm<T>();
   // Two SIMD forms for dW (see the loop): with few patch rows (K <= 32, a first layer) the
   // dot-product form on dz and col as they are; otherwise the broadcast form on a transposed dz.

@@ -13,11 +13,9 @@
 namespace faltung {
 namespace kernels {
 
-/// Below this many elements a copy or fill stays on the calling thread: starting a team costs
-/// more than it saves.
-constexpr std::size_t kParallelMemoryElements = 65536;
-
-inline int memory_blocks(std::size_t n) { return n < kParallelMemoryElements ? 1 : num_threads(); }
+/// The blocks of a copy or fill of n elements: one per kMinElementsPerThread, so that a small one
+/// stays on the calling thread, where starting a team would cost more than it saves.
+inline int memory_blocks(std::size_t n) { return threads_for(n, kMinElementsPerThread); }
 
 /// dst[0, n) = src[0, n); the ranges must not overlap.
 template <class T>

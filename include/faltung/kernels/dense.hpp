@@ -37,12 +37,14 @@ using DenseMatrix = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, 
 template <class T>
 using ConstDenseMatrix = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
-/// Calls block(first_row, row_count) for contiguous blocks of [0, rows), one per thread; small
-/// products (under ~64k multiply-adds) run in one block, where a parallel region costs more.
+/// Calls block(first_row, row_count) for contiguous blocks of [0, rows): one per thread that the
+/// product's `work` multiply-adds deserve (threads_for), at most one per row. A small product,
+/// such as every layer of a tabular MLP at batch 32, runs in one block on the calling thread.
 template <class Block>
 void for_row_blocks(std::size_t rows, std::size_t work, const Block& block) {
-  const int threads = int(std::min<std::size_t>(std::size_t(num_threads()), std::max<std::size_t>(rows, 1)));
-  for_each_block(rows, work < 65536 ? 1 : threads, [&](std::size_t first, std::size_t last) {
+  const int threads =
+      int(std::min<std::size_t>(std::size_t(threads_for(work, kMinMultiplyAddsPerThread)), std::max<std::size_t>(rows, 1)));
+  for_each_block(rows, threads, [&](std::size_t first, std::size_t last) {
     if (last > first) block(first, last - first);
   });
 }

@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #endif
 
+#include "faltung/kernels/blocks.hpp"
 #include "faltung/kernels/geometry.hpp"
 #include "faltung/threading.hpp"
 
@@ -166,10 +167,10 @@ void max_pool2d_plane(const Pool2DParams& p, const T* xp, T* yp, std::int32_t* a
 template <class T>
 void max_pool2d_forward(const Pool2DParams& p, const T* x, T* y, std::int32_t* argmax) {
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
-FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
-  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane)
-    max_pool2d_plane(p, x + std::size_t(plane) * in_plane, y + std::size_t(plane) * out_plane,
-                     argmax + std::size_t(plane) * out_plane);
+  for_each_block(p.planes(), p.planes() * in_plane, kMinElementsPerThread, [&](std::size_t first, std::size_t last) {
+    for (std::size_t plane = first; plane < last; ++plane)
+      max_pool2d_plane(p, x + plane * in_plane, y + plane * out_plane, argmax + plane * out_plane);
+  });
 }
 
 /// One plane of max_pool2d_backward: dxp (H, W) is overwritten. With `gate` (the plane of the
@@ -192,10 +193,10 @@ void max_pool2d_plane_backward(const Pool2DParams& p, const T* dyp, const std::i
 template <class T>
 void max_pool2d_backward(const Pool2DParams& p, const T* dy, const std::int32_t* argmax, T* dx) {
   const std::size_t in_plane = p.h.in * p.w.in, out_plane = p.h.out * p.w.out;
-FALTUNG_OMP(parallel for schedule(static) if (p.planes() * in_plane > 32768))
-  for (std::ptrdiff_t plane = 0; plane < std::ptrdiff_t(p.planes()); ++plane)
-    max_pool2d_plane_backward(p, dy + std::size_t(plane) * out_plane, argmax + std::size_t(plane) * out_plane,
-                              dx + std::size_t(plane) * in_plane);
+  for_each_block(p.planes(), p.planes() * in_plane, kMinElementsPerThread, [&](std::size_t first, std::size_t last) {
+    for (std::size_t plane = first; plane < last; ++plane)
+      max_pool2d_plane_backward(p, dy + plane * out_plane, argmax + plane * out_plane, dx + plane * in_plane);
+  });
 }
 
 }  // namespace kernels

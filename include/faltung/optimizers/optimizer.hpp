@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "faltung/config.hpp"
+#include "faltung/kernels/blocks.hpp"
 #include "faltung/parameter.hpp"
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
@@ -188,16 +189,18 @@ void sqrt_block(const T* x, T* out, std::size_t n) {
 /// Runs body(k0, k1, root) over [0, n) in blocks of kUpdateBlock elements, root being a
 /// kUpdateBlock scratch buffer of the calling thread. The blocks are independent (every update
 /// is element-wise), so large tensors spread them over the threads, with bitwise the same result
-/// for any thread count; small ones stay on one thread, where a team would cost more.
+/// for any thread count; small ones (every bias, every layer of a small MLP) stay on the calling
+/// thread without entering a parallel region, which would cost more than their update.
 template <class T, class Body>
 void for_each_update_block(std::size_t n, Body&& body) {
-  const std::ptrdiff_t blocks = std::ptrdiff_t((n + kUpdateBlock - 1) / kUpdateBlock);
-  FALTUNG_OMP(parallel for schedule(static) if (n > 65536))
-  for (std::ptrdiff_t blk = 0; blk < blocks; ++blk) {
+  const std::size_t blocks = (n + kUpdateBlock - 1) / kUpdateBlock;
+  kernels::for_each_block(blocks, n, kernels::kMinElementsPerThread, [&](std::size_t first, std::size_t last) {
     T root[kUpdateBlock];
-    const std::size_t k0 = std::size_t(blk) * kUpdateBlock;
-    body(k0, std::min(n, k0 + kUpdateBlock), root);
-  }
+    for (std::size_t blk = first; blk < last; ++blk) {
+      const std::size_t k0 = blk * kUpdateBlock;
+      body(k0, std::min(n, k0 + kUpdateBlock), root);
+    }
+  });
 }
 
 /// One zero tensor per shape: the state of a moving average or a velocity.

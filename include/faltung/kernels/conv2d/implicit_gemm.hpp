@@ -117,7 +117,7 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
   const std::size_t K = p.patch_size(), OC = p.out_channels, OH = p.h.out, OW = p.w.out, P = OH * OW;
   const PlaneStack xs = input_planes(p);
   const std::size_t wide = OH * xs.ld, in_sample = p.in_channels * p.in_pixels();
-  const int threads = std::max(1, std::min<int>(num_threads(), int(p.batch)));
+  const int threads = conv_threads(p, 1);
   const std::size_t per_thread = xs.size() + OC * wide + (pool ? OC * P : 0);
   workspace.resize({std::size_t(threads), per_thread});
   std::vector<std::ptrdiff_t>& rows = offset_table_scratch();
@@ -155,7 +155,7 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   const std::size_t KH = p.h.window, KW = p.w.window, taps = KH * KW, OK = OC * taps;
   const std::size_t OH = p.h.out, OW = p.w.out, P = OH * OW, H = p.h.in, W = p.w.in, OCp = round_up16(OC);
   const std::size_t in_sample = C * p.in_pixels();
-  const int threads = std::max(1, std::min<int>(num_threads(), int(p.batch)));
+  const int threads = conv_threads(p, std::size_t(dw != nullptr) + std::size_t(dx != nullptr));
   const PlaneStack xs = input_planes(p), zs = gradient_planes(p);
   const std::size_t x_wide = OH * xs.ld, dx_wide = H * zs.ld;
   // Per-thread slices; a size is 0 for a pass that is not wanted.
