@@ -10,14 +10,25 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 #include <faltung/kernels/gemm.hpp>  // simd::VecF: the vector the kernels compute with
 
@@ -138,6 +149,121 @@ inline void BM_fma_peak(benchmark::State& state, int threads) {
   state.counters["FLOP/s"] =
       benchmark::Counter(kBlockFlops * 64 * threads, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = threads;
+}
+
+/// Another CPU-bound program on the machine, for as long as the object lives: a child process
+/// that spins on integer additions, in a session of its own (setsid), as a program started from
+/// another terminal is, so the kernel schedules it against the benchmark as such a program
+/// (with autogroups on, Linux shares the CPU between sessions first). It dies with the
+/// benchmark (PR_SET_PDEATHSIG) should the benchmark be killed. Linux only; elsewhere
+/// `running()` is false.
+class BusyLoop {
+ public:
+  BusyLoop() {
+#if defined(__linux__)
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      // The child: only async-signal-safe calls, since the parent may have other threads.
+      setsid();
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+      volatile unsigned long spin = 0;
+      for (;;) spin = spin + 1;
+    }
+#endif
+  }
+  ~BusyLoop() {
+#if defined(__linux__)
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+#endif
+  }
+  BusyLoop(const BusyLoop&) = delete;
+  BusyLoop& operator=(const BusyLoop&) = delete;
+  bool running() const { return pid_ > 0; }
+
+ private:
+  long pid_ = -1;
+};
+
+/// Steps per second of wall-clock time: `step` called `warmup` times untimed, then until `seconds`
+/// have passed.
+inline double steps_per_second(const std::function<void()>& step, double seconds, int warmup = 3) {
+  using Clock = std::chrono::steady_clock;
+  for (int i = 0; i < warmup; ++i) step();
+  const auto t0 = Clock::now();
+  std::size_t steps = 0;
+  double elapsed = 0;
+  do {
+    step();
+    ++steps;
+    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  } while (elapsed < seconds);
+  return double(steps) / elapsed;
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// The contended mode of the network benchmarks: training speed at 1 thread and at each other
+/// count of thread_counts() (the default: the machine's), on the machine as it is ("idle") and
+/// with one BusyLoop running ("contended"). `make_step(threads)` sets the thread count and
+/// returns one training step of `items` items. Every rate is in wall-clock time, at every thread
+/// count, since a thread that waits for a core is the cost measured here. `rounds` rounds, each
+/// measuring every combination for `seconds`, in an order that alternates between rounds; the
+/// table gives medians over the rounds with their ranges, and the ratios to 1 thread in the same
+/// condition (medians of the per-round ratios). Returns the lowest contended ratio.
+inline double run_contended(const std::string& what, double items,
+                            const std::function<std::function<void()>(int)>& make_step, int rounds, double seconds) {
+  std::vector<int> counts = thread_counts();
+  if (std::find(counts.begin(), counts.end(), 1) == counts.end()) counts.insert(counts.begin(), 1);
+  const int saved = faltung::num_threads();
+  // rates[contended][count index][round]
+  std::vector<std::vector<std::vector<double>>> rates(2, std::vector<std::vector<double>>(counts.size()));
+  for (int r = 0; r < rounds; ++r)
+    for (int c = 0; c < 2; ++c) {
+      const bool contended = (c + r) % 2 == 1;  // alternates which condition goes first
+      std::unique_ptr<BusyLoop> busy;
+      if (contended) busy = std::make_unique<BusyLoop>();
+      for (std::size_t k = 0; k < counts.size(); ++k) {
+        const std::size_t i = r % 2 ? counts.size() - 1 - k : k;  // and which thread count
+        const std::function<void()> step = make_step(counts[i]);
+        rates[contended][i].push_back(items * steps_per_second(step, seconds));
+      }
+    }
+  faltung::set_num_threads(saved);
+  auto range = [](const std::vector<double>& v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f (%.0f-%.0f)", median(v), *std::min_element(v.begin(), v.end()),
+                  *std::max_element(v.begin(), v.end()));
+    return std::string(buf);
+  };
+  std::printf("%s: items/s in wall-clock time, median (range) of %d rounds of %.1f s each\n", what.c_str(), rounds,
+              seconds);
+  std::printf("%-10s", "");
+  for (int t : counts) std::printf(" %24s", (std::to_string(t) + (t == 1 ? " thread" : " threads")).c_str());
+  for (std::size_t i = 1; i < counts.size(); ++i) std::printf(" %10s", (std::to_string(counts[i]) + "t/1t").c_str());
+  std::printf("\n");
+  double worst = 1e300;
+  for (int contended = 0; contended < 2; ++contended) {
+    std::printf("%-10s", contended ? "contended" : "idle");
+    for (std::size_t i = 0; i < counts.size(); ++i) std::printf(" %24s", range(rates[contended][i]).c_str());
+    for (std::size_t i = 1; i < counts.size(); ++i) {
+      std::vector<double> ratio;
+      for (int r = 0; r < rounds; ++r) ratio.push_back(rates[contended][i][r] / rates[contended][0][r]);
+      std::printf(" %10.2f", median(ratio));
+      if (contended) worst = std::min(worst, median(ratio));
+    }
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+  return worst;
 }
 
 }  // namespace bench

@@ -15,14 +15,21 @@
 //                        false (one thread, as the kernels' size thresholds do), and with T threads
 //
 //   FALTUNG_BENCH_THREADS=1,2 ./bench_tabular
+//   ./bench_tabular --contended   the MLP's step at 1 thread and the default count, with the
+//                                 machine as it is and with a competing CPU-bound process
+//                                 (bench_common.hpp: run_contended; FALTUNG_BENCH_ROUNDS rounds,
+//                                 default 5, of FALTUNG_BENCH_SECONDS, default 1)
 // On a shared machine a 2-thread region waits for a core whenever another process holds it, so
 // compare thread counts in the same run and look at the load (the program prints it).
 #include <faltung/faltung.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "bench_common.hpp"
@@ -159,6 +166,24 @@ double seconds(double fallback) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--contended") {
+    const char* env = std::getenv("FALTUNG_BENCH_ROUNDS");
+    const int rounds = env && *env ? std::max(1, std::atoi(env)) : 5;
+    for (const std::string net : {"mlp", "logreg"}) {
+      auto make_step = [net](int threads) -> std::function<void()> {
+        set_num_threads(threads);
+        auto model = std::make_shared<Sequential<float>>(make_net(net));
+        auto x = std::make_shared<Tensor<float>>(), y = std::make_shared<Tensor<float>>();
+        auto step = std::make_shared<std::size_t>(0);
+        return [=] {
+          batch((*step)++, *x, *y);
+          model->train_on_batch(*x, *y);
+        };
+      };
+      bench::run_contended("step/" + net + ", batch 32, rows/s", double(kBatch), make_step, rounds, seconds(1));
+    }
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   std::cerr << "load average before: " << load_average() << "\n";
   benchmark::RegisterBenchmark("omp_region/if_false", BM_omp_region_if_false)->UseRealTime();

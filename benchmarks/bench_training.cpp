@@ -10,14 +10,23 @@
 //
 //   FALTUNG_BENCH_THREADS=2 ./bench_training --benchmark_filter=small
 //   ./bench_training --networks     one line per network: its spec, batch sizes and FLOPs per image
+//   ./bench_training --contended [small|notebook ...]   (default: small)
+//       training speed at 1 thread and at the default count (or FALTUNG_BENCH_THREADS), with the
+//       machine as it is and with a competing CPU-bound process started by the benchmark
+//       (bench_common.hpp: BusyLoop, run_contended), all in wall-clock time; FALTUNG_BENCH_ROUNDS
+//       alternating rounds (default 5) of FALTUNG_BENCH_SECONDS each (default 2). The last line
+//       says whether every count trained at least 0.9x as fast as one thread with the competitor.
 #include <faltung/faltung.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "bench_common.hpp"
 #include "flops.hpp"
@@ -126,6 +135,37 @@ double seconds(double fallback) {
   return env && *env ? std::atof(env) : fallback;
 }
 
+/// Rounds of the contended mode: $FALTUNG_BENCH_ROUNDS, default 5.
+int rounds() {
+  const char* env = std::getenv("FALTUNG_BENCH_ROUNDS");
+  return env && *env ? std::max(1, std::atoi(env)) : 5;
+}
+
+/// --contended: see the top of this file. One training step as BM_train_step runs it, on a
+/// network of its own per thread count.
+int run_contended(const std::vector<std::string>& nets) {
+  double worst = 1e300;
+  for (const std::string& name : nets) {
+    const std::size_t batch = bench::reference_network(name).batch;
+    auto make_step = [name, batch](int threads) -> std::function<void()> {
+      set_num_threads(threads);
+      auto net = std::make_shared<Sequential<float>>(make_network(name));
+      auto x = std::make_shared<Tensor<float>>(), y = std::make_shared<Tensor<float>>();
+      auto step = std::make_shared<std::size_t>(0);
+      return [=] {
+        Data& d = data();
+        Data::batch(d.train, (*step * batch) % (d.train.count - batch), batch, *x, *y);
+        net->train_on_batch(*x, *y);
+        ++*step;
+      };
+    };
+    worst = std::min(worst, bench::run_contended("train/" + name + ", batch " + std::to_string(batch) + ", images/s",
+                                                 double(batch), make_step, rounds(), seconds(2)));
+  }
+  std::printf("contended: the slowest count trains at %.2fx one thread's speed (target: at least 0.90x)\n", worst);
+  return 0;
+}
+
 /// One thread is timed in the process's CPU time, more in wall time (pytorch_reference.py does the
 /// same): on a shared machine wall time would count the time the one thread was not running, and
 /// the process's CPU time (user and system) still counts everything the process does, page faults
@@ -150,6 +190,16 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--networks") == 0) {
     print_networks();
     return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "--contended") == 0) {
+    std::vector<std::string> nets(argv + 2, argv + argc);
+    if (nets.empty()) nets.push_back("small");
+    try {
+      return run_contended(nets);
+    } catch (const Error& e) {
+      std::cerr << "bench_training: " << e.what() << "\n";
+      return 2;
+    }
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
