@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -151,23 +153,47 @@ inline void BM_fma_peak(benchmark::State& state, int threads) {
   state.counters["threads"] = threads;
 }
 
+/// The nice value of the calling process's autogroup (Linux: the CPU is shared between sessions
+/// by these values first), as text, or empty where there is none.
+inline std::string autogroup_nice() {
+  std::string nice;
+  if (FILE* f = std::fopen("/proc/self/autogroup", "r")) {
+    int value = 0;
+    if (std::fscanf(f, "%*s nice %d", &value) == 1) nice = std::to_string(value);
+    std::fclose(f);
+  }
+  return nice;
+}
+
 /// Another CPU-bound program on the machine, for as long as the object lives: a child process
 /// that spins on integer additions, in a session of its own (setsid), as a program started from
 /// another terminal is, so the kernel schedules it against the benchmark as such a program
-/// (with autogroups on, Linux shares the CPU between sessions first). It dies with the
-/// benchmark (PR_SET_PDEATHSIG) should the benchmark be killed. Linux only; elsewhere
+/// (with autogroups on, Linux shares the CPU between sessions first). Its session gets the
+/// benchmark's autogroup nice value, so that the two are equals even when the benchmark runs
+/// with a raised priority to keep other work on the machine out of its figures. It dies with
+/// the benchmark (PR_SET_PDEATHSIG) should the benchmark be killed. Linux only; elsewhere
 /// `running()` is false.
 class BusyLoop {
  public:
   BusyLoop() {
 #if defined(__linux__)
     const pid_t parent = getpid();
+    char nice[16] = {0};  // the benchmark's autogroup nice value, as text ("-20"), or empty
+    const std::string own = autogroup_nice();
+    std::snprintf(nice, sizeof nice, "%s", own.c_str());
     pid_ = fork();
     if (pid_ == 0) {
       // The child: only async-signal-safe calls, since the parent may have other threads.
       setsid();
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(0);
+      const int fd = nice[0] ? open("/proc/self/autogroup", O_WRONLY) : -1;
+      if (fd >= 0) {
+        if (write(fd, nice, strlen(nice)) < 0) {
+          // Not allowed: the competitor keeps the default priority.
+        }
+        close(fd);
+      }
       volatile unsigned long spin = 0;
       for (;;) spin = spin + 1;
     }
@@ -188,6 +214,16 @@ class BusyLoop {
  private:
   long pid_ = -1;
 };
+
+/// The 1-minute load average, to judge how busy the machine was (-1 where unknown).
+inline double load_average() {
+  double load = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+    std::fclose(f);
+  }
+  return load;
+}
 
 /// Steps per second of wall-clock time: `step` called `warmup` times untimed, then until `seconds`
 /// have passed.
@@ -244,8 +280,9 @@ inline double run_contended(const std::string& what, double items,
                   *std::max_element(v.begin(), v.end()));
     return std::string(buf);
   };
-  std::printf("%s: items/s in wall-clock time, median (range) of %d rounds of %.1f s each\n", what.c_str(), rounds,
-              seconds);
+  std::printf("%s: items/s in wall-clock time, median (range) of %d rounds of %.1f s each; load average %.2f,"
+              " autogroup nice %s\n",
+              what.c_str(), rounds, seconds, load_average(), autogroup_nice().c_str());
   std::printf("%-10s", "");
   for (int t : counts) std::printf(" %24s", (std::to_string(t) + (t == 1 ? " thread" : " threads")).c_str());
   for (std::size_t i = 1; i < counts.size(); ++i) std::printf(" %10s", (std::to_string(counts[i]) + "t/1t").c_str());

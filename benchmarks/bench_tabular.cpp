@@ -26,7 +26,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -149,14 +148,6 @@ void BM_omp_region(benchmark::State& state, int threads) {
   }
 }
 
-/// The 1-minute load average, to judge how busy the machine was.
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double load = -1;
-  in >> load;
-  return load;
-}
-
 /// Seconds each benchmark runs at least: $FALTUNG_BENCH_SECONDS, default `fallback`.
 double seconds(double fallback) {
   const char* env = std::getenv("FALTUNG_BENCH_SECONDS");
@@ -185,7 +176,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   benchmark::Initialize(&argc, argv);
-  std::cerr << "load average before: " << load_average() << "\n";
+  std::cerr << "load average before: " << bench::load_average() << "\n";
   benchmark::RegisterBenchmark("omp_region/if_false", BM_omp_region_if_false)->UseRealTime();
   for (int t : bench::thread_counts()) {
     const std::string threads = "/threads:" + std::to_string(t);
@@ -198,6 +189,6 @@ int main(int argc, char** argv) {
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  std::cerr << "load average after: " << load_average() << "\n";
+  std::cerr << "load average after: " << bench::load_average() << "\n";
   return 0;
 }
