@@ -5,6 +5,7 @@
 #include "faltung/config.hpp"
 #include "faltung/version.hpp"
 #include "faltung/threading.hpp"
+#include "faltung/sizes.hpp"
 #include "faltung/tensor.hpp"
 #include "faltung/random.hpp"
 #include "faltung/parameter.hpp"

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "faltung/config.hpp"
+#include "faltung/sizes.hpp"
 
 namespace faltung {
 
@@ -43,12 +44,9 @@ class Shape {
   const std::size_t* begin() const { return dims_.data(); }
   const std::size_t* end() const { return dims_.data() + rank_; }
 
-  /// The number of elements: the product of the dimensions (1 for rank 0).
-  std::size_t numel() const {
-    std::size_t n = 1;
-    for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
-    return n;
-  }
+  /// The number of elements: the product of the dimensions (1 for rank 0). Throws when the
+  /// product does not fit in std::size_t.
+  std::size_t numel() const { return checked_product(begin(), end(), "Shape ", *this, ": the number of elements"); }
 
   /// This shape with `n` put in front: a layer's per-sample shape becomes a batch shape.
   Shape with_batch(std::size_t n) const {
@@ -104,10 +102,16 @@ struct AlignedFree {
   void operator()(void* p) const { ::operator delete(p, std::align_val_t(tensor_alignment)); }
 };
 
+/// n elements of T, 64-byte aligned; faltung::Error naming `shape` when the memory is not there.
 template <class T>
-T* aligned_new(std::size_t n) {
+T* aligned_new(std::size_t n, const Shape& shape) {
   if (n == 0) return nullptr;
-  return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(tensor_alignment)));
+  const std::size_t bytes = checked_mul(n, sizeof(T), "Tensor of shape ", shape, ": the number of bytes");
+  try {
+    return static_cast<T*>(::operator new(bytes, std::align_val_t(tensor_alignment)));
+  } catch (const std::bad_alloc&) {
+    fail("Tensor of shape ", shape, ": out of memory allocating ", bytes, " bytes");
+  }
 }
 }  // namespace detail
 
@@ -164,10 +168,12 @@ class Tensor {
   /// Gives the tensor a new shape. The allocation is kept when it is large enough, so a tensor
   /// reused batch after batch allocates only once. A new allocation starts zeroed; otherwise the
   /// values are whatever the memory last held (callers overwrite them), unless the shape is unchanged.
+  /// A shape beyond SizeLimits::max_tensor_elements, or memory that is not there, is a faltung::Error.
   void resize(const Shape& shape) {
     const std::size_t n = shape.numel();
     if (n > capacity_) {
-      data_.reset(detail::aligned_new<T>(n));
+      check_tensor_elements(n, "Tensor of shape ", shape);
+      data_.reset(detail::aligned_new<T>(n, shape));
       std::memset(static_cast<void*>(data_.get()), 0, n * sizeof(T));
       capacity_ = n;
     }
@@ -222,7 +228,7 @@ class Tensor {
  private:
   std::size_t rows_of_first_dim() const { return shape_.rank() == 0 || shape_[0] == 0 ? 1 : shape_[0]; }
   void check_matrix(std::size_t rows, std::size_t cols) const {
-    FALTUNG_CHECK(rows * cols == size_, "Tensor::as_matrix: ", rows, " x ", cols, " does not match ",
+    FALTUNG_CHECK(checked_mul(rows, cols, "Tensor::as_matrix") == size_, "Tensor::as_matrix: ", rows, " x ", cols, " does not match ",
                   shape_, " (", size_, " elements)");
   }
   std::size_t offset(std::initializer_list<std::size_t> index) const {

@@ -39,7 +39,10 @@ struct ImageDataset {
 
   std::size_t size() const { return count; }
   /// Values per sample: channels * height * width.
-  std::size_t sample_size() const { return channels * height * width; }
+  std::size_t sample_size() const {
+    return checked_mul(checked_mul(channels, height, "ImageDataset: a sample's size"), width,
+                       "ImageDataset: a sample's size");
+  }
   /// The shape of one sample, (channels, height, width): what a model is built for.
   Shape sample_shape() const { return {channels, height, width}; }
 
@@ -138,8 +141,9 @@ struct ImageDataset {
   }
 
   void check_consistent() const {
-    FALTUNG_CHECK(pixels.size() == count * sample_size() && labels.size() == count,
-                  "ImageDataset: ", count, " samples of ", sample_shape(), " need ", count * sample_size(),
+    const std::size_t needed = checked_mul(count, sample_size(), "ImageDataset: the pixel count");
+    FALTUNG_CHECK(pixels.size() == needed && labels.size() == count,
+                  "ImageDataset: ", count, " samples of ", sample_shape(), " need ", needed,
                   " pixels and ", count, " labels, but it holds ", pixels.size(), " and ", labels.size());
   }
   void check_index(const char* what, std::size_t i) const {

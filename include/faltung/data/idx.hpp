@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "faltung/config.hpp"
+#include "faltung/sizes.hpp"
 
 #if FALTUNG_HAS_ZLIB
 #include <zlib.h>
@@ -37,12 +37,8 @@ struct IdxArray {
   std::vector<std::uint32_t> dims;  ///< the dimensions, outermost first: (N, 28, 28) for images
   std::vector<std::uint8_t> data;   ///< the elements, row-major; data.size() == numel()
 
-  /// The number of elements: the product of the dimensions.
-  std::size_t numel() const {
-    std::size_t n = 1;
-    for (std::uint32_t d : dims) n *= d;
-    return n;
-  }
+  /// The number of elements: the product of the dimensions (overflow-checked).
+  std::size_t numel() const { return checked_product(dims.begin(), dims.end(), "IdxArray: the number of elements"); }
 };
 
 namespace detail {
@@ -233,21 +229,12 @@ inline IdxArray read_idx(const std::string& path) {
                 " dimensions take ", 4 + 4 * ndims, " header bytes, only ", 4 + got, " are present)");
   IdxArray a;
   a.dims.resize(ndims);
-  bool any_zero = false;
   for (std::size_t i = 0; i < ndims; ++i) {
     const std::uint8_t* b = dim_bytes + 4 * i;
     a.dims[i] = std::uint32_t(b[0]) << 24 | std::uint32_t(b[1]) << 16 | std::uint32_t(b[2]) << 8 | b[3];
-    any_zero = any_zero || a.dims[i] == 0;
   }
-  std::size_t numel = any_zero ? 0 : 1;
-  if (!any_zero) {
-    for (std::uint32_t d : a.dims) {
-      if (numel > std::numeric_limits<std::size_t>::max() / d)
-        detail::fail("read_idx: '", path, "': dimensions ", detail::idx_dims_string(a.dims),
-                     " overflow: their product does not fit in ", 8 * sizeof(std::size_t), " bits");
-      numel *= d;
-    }
-  }
+  const std::size_t numel = checked_product(a.dims.begin(), a.dims.end(), "read_idx: '", path, "': dimensions ",
+                                            detail::idx_dims_string(a.dims), " overflow");
 
   // Grow by doubling as bytes arrive, never to more than the header claims: memory follows the
   // data actually present, and the copies cost less than the decompression.

@@ -38,7 +38,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <numeric>
 #include <set>
 #include <string>
@@ -151,21 +150,25 @@ TabularData<T> make_classification(const MakeClassificationOptions& o) {
   const std::size_t n = o.samples_, f = o.features_, inf = o.informative_, red = o.redundant_, rep = o.repeated_;
   const std::size_t k_classes = o.classes_;
   FALTUNG_CHECK(n > 0 && f > 0, "make_classification: samples and features must be positive, got ", n, " and ", f);
-  FALTUNG_CHECK(n <= std::numeric_limits<std::size_t>::max() / sizeof(T) / f, "make_classification: ", n, " x ", f,
-                " values overflow the address space");
+  check_tensor_elements(checked_mul(n, f, "make_classification: samples x features"), "make_classification: ", n,
+                        " samples x ", f, " features");
   FALTUNG_CHECK(inf >= 1, "make_classification: need at least one informative feature");
   FALTUNG_CHECK(inf <= f && red <= f - inf && rep <= f - inf - red, "make_classification: ", inf, " informative + ",
                 red, " redundant + ", rep, " repeated features exceed the ", f, " features");
   FALTUNG_CHECK(k_classes >= 2, "make_classification: need at least 2 classes, got ", k_classes);
   FALTUNG_CHECK(o.clusters_per_class_ >= 1, "make_classification: need at least one cluster per class");
-  FALTUNG_CHECK(k_classes <= std::numeric_limits<std::size_t>::max() / o.clusters_per_class_,
-                "make_classification: classes x clusters_per_class overflows");
-  const std::size_t clusters = k_classes * o.clusters_per_class_;
+  const std::size_t clusters =
+      checked_mul(k_classes, o.clusters_per_class_, "make_classification: classes x clusters_per_class");
   FALTUNG_CHECK(inf >= 64 || clusters <= (std::uint64_t(1) << inf), "make_classification: ", k_classes, " classes x ",
                 o.clusters_per_class_, " clusters per class = ", clusters, " clusters need distinct vertices, but ", inf,
                 " informative features give a hypercube with only ", std::uint64_t(1) << std::min<std::size_t>(inf, 63),
                 " (raise informative)");
   FALTUNG_CHECK(clusters <= n, "make_classification: ", clusters, " clusters need at least as many samples, got ", n);
+  // The mixing matrices A_k (inf, inf) and B (inf, red) below.
+  check_tensor_elements(checked_mul(inf, inf, "make_classification: informative x informative"),
+                        "make_classification: the covariance factor of ", inf, " informative features");
+  check_tensor_elements(checked_mul(inf, red, "make_classification: informative x redundant"),
+                        "make_classification: the mixing matrix of ", inf, " informative x ", red, " redundant features");
   FALTUNG_CHECK(o.flip_y_ >= 0 && o.flip_y_ <= 1, "make_classification: flip_y must be in [0, 1], got ", o.flip_y_);
   FALTUNG_CHECK(std::isfinite(o.class_sep_) && o.class_sep_ >= 0,
                 "make_classification: class_sep must be finite and not negative, got ", o.class_sep_);

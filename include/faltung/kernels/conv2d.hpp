@@ -69,6 +69,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
   FALTUNG_CHECK(!pool || (pool->p.batch == p.batch && pool->p.channels == p.out_channels &&
                           pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
                 "conv2d_forward: the fused pool's input does not match the convolution's output");
+  check_conv2d_sizes(p, "conv2d_forward");
 #if FALTUNG_HAS_SIMD_GEMM
   if constexpr (use_simd_gemm<T>())
     if (implicit_gemm_applies<T>(p))
@@ -78,7 +79,7 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
   const std::size_t in_sample = p.in_channels * p.in_pixels(), plane_size = padded_plane_size(p);
   const int threads = conv_threads(p, 1);
   const std::size_t per_thread = K * Pp + plane_size + (pool ? OC * P : 0);
-  workspace.resize({std::size_t(threads), per_thread});
+  resize_workspace(workspace, threads, per_thread, 0, "conv2d_forward");
   // One sample per iteration: its column buffer (K x Pp floats, 225 KiB for 32->64 on 14x14)
   // stays in L2 between im2col and the GEMM that reads it.
 FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
@@ -138,6 +139,7 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
   FALTUNG_CHECK(!pool || (pool->p.batch == p.batch && pool->p.channels == p.out_channels &&
                           pool->p.h.in == p.h.out && pool->p.w.in == p.w.out),
                 "conv2d_backward: the fused pool's input does not match the convolution's output");
+  check_conv2d_sizes(p, "conv2d_backward");
 #if FALTUNG_HAS_SIMD_GEMM
   if constexpr (use_simd_gemm<T>())
     if (implicit_gemm_applies<T>(p))
@@ -155,7 +157,7 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
   const std::size_t dw_size = !weights ? 0 : transposed ? K1 * OCp : OC * K1;
   const std::size_t plane_size = padded_plane_size(p);
   const std::size_t per_thread = col_size + plane_size + dyt_size + dz_size + dw_size;
-  workspace.resize({std::size_t(threads), per_thread});
+  resize_workspace(workspace, threads, per_thread, 0, "conv2d_backward");
   int team = 1;  // the threads that actually run (fewer than asked inside another parallel region)
   FALTUNG_OMP(parallel num_threads(threads))
   {

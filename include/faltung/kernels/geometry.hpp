@@ -6,6 +6,7 @@
 #include <string>
 
 #include "faltung/config.hpp"
+#include "faltung/sizes.hpp"
 
 namespace faltung {
 
@@ -49,17 +50,20 @@ inline WindowAxis window_axis(std::size_t in, std::size_t window, std::size_t st
       break;
     case Padding::Same: {
       FALTUNG_CHECK(in >= 1, what, ": empty input");
-      a.out = (in + stride - 1) / stride;
-      const std::size_t needed = (a.out - 1) * stride + window;
+      a.out = checked_add(in, stride - 1, what, ": input plus stride") / stride;
+      const std::size_t needed = checked_add(checked_mul(a.out - 1, stride, what, ": the windows' extent"), window,
+                                             what, ": the windows' extent");
       a.pad_before = needed > in ? (needed - in) / 2 : 0;
       break;
     }
-    case Padding::Explicit:
-      FALTUNG_CHECK(in + 2 * explicit_pad >= window, what, ": window ", window, " is larger than the padded input ",
-                    in + 2 * explicit_pad);
+    case Padding::Explicit: {
+      const std::size_t padded =
+          checked_add(in, checked_mul(2, explicit_pad, what, ": padding"), what, ": the padded input size");
+      FALTUNG_CHECK(padded >= window, what, ": window ", window, " is larger than the padded input ", padded);
       a.pad_before = explicit_pad;
-      a.out = (in + 2 * explicit_pad - window) / stride + 1;
+      a.out = (padded - window) / stride + 1;
       break;
+    }
   }
   return a;
 }

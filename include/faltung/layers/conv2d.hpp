@@ -63,7 +63,17 @@ class Conv2D : public Layer<T> {
 
   Shape output_shape(const Shape& in) const override {
     const kernels::Conv2DParams p = params_for(in, 0);
+    kernels::check_conv2d_sizes(p, "Conv2D");
     return Shape{options_.filters_, p.h.out, p.w.out};
+  }
+
+  std::size_t parameter_count_for(const Shape& in) const override {
+    FALTUNG_CHECK(in.rank() == 3, "Conv2D expects a per-sample input (channels, height, width), got ", in);
+    const std::size_t f = options_.filters_;
+    const char* what = "Conv2D: the kernel's size (filters x channels x kernel height x kernel width)";
+    const std::size_t kernel =
+        checked_mul(checked_mul(checked_mul(f, in[0], what), options_.kernel_h_, what), options_.kernel_w_, what);
+    return checked_add(kernel, options_.use_bias_ ? f : 0, "Conv2D: the parameter count");
   }
 
   void build(const Shape& in, Random& rng) override {

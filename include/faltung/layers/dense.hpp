@@ -52,6 +52,12 @@ class Dense : public Layer<T> {
     return Shape{options_.units_};
   }
 
+  std::size_t parameter_count_for(const Shape& in) const override {
+    (void)output_shape(in);
+    const std::size_t kernel = checked_mul(in[0], options_.units_, "Dense: the kernel's size (inputs x units)");
+    return checked_add(kernel, options_.use_bias_ ? options_.units_ : 0, "Dense: the parameter count");
+  }
+
   void build(const Shape& in, Random& rng) override {
     Layer<T>::build(in, rng);
     const std::size_t fan_in = in[0], units = options_.units_;

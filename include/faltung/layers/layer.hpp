@@ -53,6 +53,14 @@ class Layer {
   /// Default name stem, snake_case ("conv2d"); Sequential numbers them: conv2d, conv2d_1, ...
   virtual std::string default_name() const = 0;
   virtual Shape output_shape(const Shape& in) const = 0;
+  /// The number of parameters build(in) will allocate, computed overflow-checked without
+  /// allocating: Sequential::build holds the model's total to SizeLimits::max_parameters before
+  /// it builds any layer. A layer with parameters overrides it; without an override, each of its
+  /// tensors is still held to SizeLimits::max_tensor_elements when it is allocated.
+  virtual std::size_t parameter_count_for(const Shape& in) const {
+    (void)in;
+    return 0;
+  }
   virtual void build(const Shape& in, Random& rng) {
     (void)rng;
     input_shape_ = in;

@@ -6,6 +6,7 @@
 // to the pool size, as in Keras.
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -94,6 +95,12 @@ class MaxPool2D : public Layer<T> {
     p.channels = in[0];
     p.h = window_axis(in[1], options_.pool_h_, options_.stride_h(), options_.padding_, 0, "MaxPool2D height");
     p.w = window_axis(in[2], options_.pool_w_, options_.stride_w(), options_.padding_, 0, "MaxPool2D width");
+    // argmax_ keeps the winning pixel's index in its plane as an int32 (half the memory of a
+    // size_t, and the SIMD 2x2 kernel computes it in 32-bit lanes).
+    const std::size_t plane = checked_mul(in[1], in[2], "MaxPool2D: the input plane (height x width)");
+    FALTUNG_CHECK(plane <= std::size_t(std::numeric_limits<std::int32_t>::max()), "MaxPool2D: an input plane of ",
+                  in[1], " x ", in[2], " = ", plane, " pixels is more than ", std::numeric_limits<std::int32_t>::max(),
+                  ", the most its int32 argmax can index");
     return p;
   }
 

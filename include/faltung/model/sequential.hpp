@@ -107,27 +107,40 @@ class Sequential {
   /// Infers every shape from the per-sample input shape, e.g. {1, 28, 28}, and initialises the
   /// layers not built yet. Layers already built (a trained base) keep their weights; their
   /// input shape must not change. A shape that does not fit names both layers and both shapes.
+  /// Every shape and the parameter count are checked first, against SizeLimits too, so a model
+  /// too large to exist is refused before any layer allocates.
   void build(const Shape& input_shape) {
     FALTUNG_CHECK(!layers_.empty(), "Sequential::build: the model has no layers");
+    check_tensor_elements(input_shape.numel(), "Sequential::build: the input shape ", input_shape);
+    std::vector<Shape> inputs;  // each layer's per-sample input shape
     Shape shape = input_shape;
+    std::size_t parameters = 0;
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       Layer<T>& l = *layers_[i];
       const std::string from = i == 0 ? std::string("the input") : "'" + layers_[i - 1]->name() + "' (" + layers_[i - 1]->type() + ")";
-      Shape out;
+      inputs.push_back(shape);
       try {
-        out = l.output_shape(shape);
+        Shape out = l.output_shape(shape);
+        check_tensor_elements(out.numel(), "its output shape ", out);
+        parameters = checked_add(parameters, l.built() ? l.parameter_count() : l.parameter_count_for(shape),
+                                 "the model's parameter count");
+        shape = out;
       } catch (const Error& e) {
         detail::fail("Sequential::build: layer ", i, " '", l.name(), "' (", l.type(), ") cannot take the output of ",
                      from, " of shape ", shape, ": ", e.what());
       }
-      if (l.built()) {
-        FALTUNG_CHECK(l.input_shape() == shape, "Sequential::build: layer ", i, " '", l.name(), "' (", l.type(),
-                      ") was built for input ", l.input_shape(), " but ", from, " now gives ", shape);
-      } else {
-        l.build(shape, rng_);
-      }
+      if (l.built())
+        FALTUNG_CHECK(l.input_shape() == inputs[i], "Sequential::build: layer ", i, " '", l.name(), "' (", l.type(),
+                      ") was built for input ", l.input_shape(), " but ", from, " now gives ", inputs[i]);
+    }
+    const std::size_t limit = size_limits().max_parameters;
+    FALTUNG_CHECK(parameters <= limit, "Sequential::build: the model has ", parameters,
+                  " parameters for input shape ", input_shape, ", more than faltung's limit of ", limit,
+                  " (SizeLimits::max_parameters)");
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      Layer<T>& l = *layers_[i];
+      if (!l.built()) l.build(inputs[i], rng_);
       l.set_input_grad_needed(i > 0);
-      shape = out;
     }
     input_shape_ = input_shape;
     built_ = true;

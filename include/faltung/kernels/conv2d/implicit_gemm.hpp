@@ -119,7 +119,7 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
   const std::size_t wide = OH * xs.ld, in_sample = p.in_channels * p.in_pixels();
   const int threads = conv_threads(p, 1);
   const std::size_t per_thread = xs.size() + OC * wide + (pool ? OC * P : 0);
-  workspace.resize({std::size_t(threads), per_thread});
+  resize_workspace(workspace, threads, per_thread, 0, "conv2d_forward");
   std::vector<std::ptrdiff_t>& rows = offset_table_scratch();
   rows.resize(K);
   xs.window_offsets(p.h.window, p.w.window, rows.data());
@@ -166,7 +166,7 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   const std::size_t per_thread =
       planes_size + dz_wide_size + dzt_size + part_size + dz_planes_size + dx_wide_size + unpooled_size;
   const std::size_t part_offset = planes_size + dz_wide_size + dzt_size;
-  workspace.resize({std::size_t(threads) * per_thread + (dx ? C * OK : 0)});
+  resize_workspace(workspace, threads, per_thread, dx ? C * OK : 0, "conv2d_backward");
   float* const w_flipped = workspace.data() + std::size_t(threads) * per_thread;  // (C, OC * KH * KW)
   std::vector<std::ptrdiff_t>& table = offset_table_scratch();
   table.resize(K1 + OK);
