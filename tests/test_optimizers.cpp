@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -193,6 +195,10 @@ TEST(OptimizerReference, WorksThroughTheBaseClassAndClone) {
 // ---------------------------------------------------------------------------------------------
 // Hand-computed first two steps: w = 1, gradients 0.5 then -0.25.
 
+// An epsilon far below the last digit of every root below, so that the hand computations can
+// leave it out (epsilon must be > 0).
+constexpr double kNegligibleEpsilon = 1e-300;
+
 struct Scalar {
   Parameter<double> p{"w", Shape{1}};
   Scalar() { p.value[0] = 1.0; }
@@ -222,7 +228,7 @@ TEST(OptimizerByHand, SgdNesterov) {
 }
 
 TEST(OptimizerByHand, Adam) {
-  Adam<double> opt(AdamOptions(0.1).epsilon(0));
+  Adam<double> opt(AdamOptions(0.1).epsilon(kNegligibleEpsilon));
   Scalar s;
   // t = 1: m = 0.1 * 0.5 = 0.05, v = 0.001 * 0.25 = 0.00025,
   //        alpha = 0.1 * sqrt(0.001) / 0.1 = 0.0316227766, m / sqrt(v) = 3.16227766:
@@ -235,11 +241,11 @@ TEST(OptimizerByHand, Adam) {
 }
 
 TEST(OptimizerByHand, RMSPropAndAdagradFirstStep) {
-  RMSProp<double> rmsprop(RMSPropOptions(0.1).epsilon(0));
+  RMSProp<double> rmsprop(RMSPropOptions(0.1).epsilon(kNegligibleEpsilon));
   Scalar a;
   // a = 0.1 * 0.25 = 0.025; w = 1 - 0.1 * 0.5 / sqrt(0.025) = 1 - 0.316227766
   EXPECT_NEAR(a.step(rmsprop, 0.5), 1 - 0.1 * 0.5 / std::sqrt(0.025), 1e-15);
-  Adagrad<double> adagrad(AdagradOptions(0.1).epsilon(0));
+  Adagrad<double> adagrad(AdagradOptions(0.1).epsilon(kNegligibleEpsilon));
   Scalar b;
   // acc = 0.1 + 0.25 = 0.35; w = 1 - 0.1 * 0.5 / sqrt(0.35)
   EXPECT_NEAR(b.step(adagrad, 0.5), 1 - 0.1 * 0.5 / std::sqrt(0.35), 1e-15);
@@ -249,7 +255,7 @@ TEST(OptimizerByHand, RMSPropAndAdagradFirstStep) {
 // The step counter, frozen parameters, the parameter layout
 
 TEST(Optimizer, StepCounterAdvancesOncePerStepNotPerTensor) {
-  Adam<double> opt(AdamOptions(0.1).epsilon(0));
+  Adam<double> opt(AdamOptions(0.1).epsilon(kNegligibleEpsilon));
   Parameter<double> a("a", Shape{1}), b("b", Shape{2});
   a.value.fill(1.0);
   b.value.fill(1.0);
@@ -482,6 +488,61 @@ TEST(Optimizer, BadOptionsAreErrors) {
   EXPECT_THROW(RMSProp<float>(RMSPropOptions().momentum(-0.1)), Error);
   EXPECT_THROW(Adagrad<float>(AdagradOptions().initial_accumulator_value(-1)), Error);
   EXPECT_NO_THROW(Adam<float>(AdamOptions(0.0)));  // a zero rate is legitimate (a frozen phase)
+}
+
+// Every hyperparameter is checked where the optimizer is made, with a message naming it.
+TEST(Optimizer, BadHyperparametersNameThemselves) {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  const auto refused = [](auto make, const std::string& part) {
+    try {
+      make();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+      return;
+    }
+    ADD_FAILURE() << "no faltung::Error; expected one containing: " << part;
+  };
+  // epsilon 0 turns a weight whose gradient is still 0 into 0 / 0 = NaN: refused, as NaN and < 0.
+  for (double eps : {0.0, -1e-7, nan, inf}) {
+    refused([&] { Adam<float>(AdamOptions().epsilon(eps)); }, "Adam: epsilon must be finite and > 0");
+    refused([&] { RMSProp<float>(RMSPropOptions().epsilon(eps)); }, "RMSProp: epsilon must be finite and > 0");
+    refused([&] { Adagrad<float>(AdagradOptions().epsilon(eps)); }, "Adagrad: epsilon must be finite and > 0");
+  }
+  for (double lr : {-0.1, nan, inf}) {
+    refused([&] { SGD<float>(SGDOptions(lr)); }, "SGD: the learning rate must be finite and >= 0");
+    refused([&] { Adam<float>(AdamOptions(lr)); }, "Adam: the learning rate must be finite and >= 0");
+    refused([&] { RMSProp<float>(RMSPropOptions(lr)); }, "RMSProp: the learning rate must be finite and >= 0");
+    refused([&] { Adagrad<float>(AdagradOptions(lr)); }, "Adagrad: the learning rate must be finite and >= 0");
+    refused([&] { Adam<float>().set_learning_rate(lr); }, "Adam: the learning rate must be finite and >= 0");
+  }
+  for (double f : {-0.1, 1.0, nan}) {
+    refused([&] { SGD<float>(SGDOptions().momentum(f)); }, "SGD: momentum must be in [0, 1)");
+    refused([&] { Adam<float>(AdamOptions().beta_1(f)); }, "Adam: beta_1 must be in [0, 1)");
+    refused([&] { Adam<float>(AdamOptions().beta_2(f)); }, "Adam: beta_2 must be in [0, 1)");
+    refused([&] { RMSProp<float>(RMSPropOptions().rho(f)); }, "RMSProp: rho must be in [0, 1)");
+    refused([&] { RMSProp<float>(RMSPropOptions().momentum(f)); }, "RMSProp: momentum must be in [0, 1)");
+  }
+  for (double d : {-1.0, nan}) {
+    refused([&] { SGD<float>(SGDOptions().decay(d)); }, "SGD: decay must be finite and >= 0");
+    refused([&] { Adam<float>(AdamOptions().decay(d)); }, "Adam: decay must be finite and >= 0");
+    refused([&] { Adagrad<float>(AdagradOptions().initial_accumulator_value(d)); },
+            "Adagrad: initial_accumulator_value must be finite and >= 0");
+  }
+}
+
+// What epsilon > 0 protects: a weight that never had a gradient stays put, not NaN.
+TEST(Optimizer, AWeightWithoutGradientStaysFinite) {
+  Parameter<double> w("w", Shape{2});
+  w.value.fill(1.0);
+  w.grad.fill(0.0);
+  Adam<double> adam(AdamOptions(0.1).epsilon(1e-300));
+  RMSProp<double> rmsprop(RMSPropOptions(0.1).epsilon(1e-300));
+  Adagrad<double> adagrad(AdagradOptions(0.1).initial_accumulator_value(0).epsilon(1e-300));
+  for (Optimizer<double>* opt : std::initializer_list<Optimizer<double>*>{&adam, &rmsprop, &adagrad}) {
+    opt->step({&w});
+    EXPECT_EQ(w.value[0], 1.0) << opt->name();
+    EXPECT_EQ(w.value[1], 1.0) << opt->name();
+  }
 }
 
 TEST(Optimizer, CloneCopiesStateAndIsIndependent) {

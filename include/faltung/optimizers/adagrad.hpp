@@ -24,7 +24,7 @@ class AdagradOptions {
   /// root. Default 0.1 (PyTorch's default is 0).
   AdagradOptions& initial_accumulator_value(double v) { initial_accumulator_value_ = v; return *this; }
   double initial_accumulator_value() const { return initial_accumulator_value_; }
-  /// Added to the root of the accumulator, against division by zero. Default 1e-7.
+  /// Added to the root of the accumulator, against division by zero; > 0. Default 1e-7.
   AdagradOptions& epsilon(double v) { epsilon_ = v; return *this; }
   double epsilon() const { return epsilon_; }
   /// Keras's legacy time decay: step t uses lr / (1 + decay * t), t counted from 0. Default 0.

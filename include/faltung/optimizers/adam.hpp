@@ -26,7 +26,7 @@ class AdamOptions {
   /// Decay of the second-moment (uncentred variance) estimate, in [0, 1). Default 0.999.
   AdamOptions& beta_2(double v) { beta_2_ = v; return *this; }
   double beta_2() const { return beta_2_; }
-  /// Added to the root of the second moment, against division by zero. Default 1e-7 (Keras;
+  /// Added to the root of the second moment, against division by zero; > 0. Default 1e-7 (Keras;
   /// PyTorch's 1e-8 sits in a slightly different place, see Adam).
   AdamOptions& epsilon(double v) { epsilon_ = v; return *this; }
   double epsilon() const { return epsilon_; }

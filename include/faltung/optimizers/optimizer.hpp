@@ -60,8 +60,10 @@ inline void check_learning_rate(const char* optimizer, double lr) {
 inline void check_decay(const char* optimizer, double decay) {
   FALTUNG_CHECK(std::isfinite(decay) && decay >= 0, optimizer, ": decay must be finite and >= 0, got ", decay);
 }
+/// epsilon > 0: with 0, a weight whose gradient has always been 0 gets 0 / 0 = NaN.
 inline void check_epsilon(const char* optimizer, double epsilon) {
-  FALTUNG_CHECK(std::isfinite(epsilon) && epsilon >= 0, optimizer, ": epsilon must be finite and >= 0, got ",
+  FALTUNG_CHECK(std::isfinite(epsilon) && epsilon > 0, optimizer,
+                ": epsilon must be finite and > 0 (it keeps a weight whose gradient is still 0 from 0 / 0), got ",
                 epsilon);
 }
 /// A decay factor of a moving average or momentum: in [0, 1).

@@ -26,7 +26,7 @@ class RMSPropOptions {
   /// Momentum factor in [0, 1); 0 is no momentum. Default 0.
   RMSPropOptions& momentum(double v) { momentum_ = v; return *this; }
   double momentum() const { return momentum_; }
-  /// Added to the root of the average, against division by zero. Default 1e-7.
+  /// Added to the root of the average, against division by zero; > 0. Default 1e-7.
   RMSPropOptions& epsilon(double v) { epsilon_ = v; return *this; }
   double epsilon() const { return epsilon_; }
   /// Centred: divide by an estimate of the gradient's variance instead of its second moment.
