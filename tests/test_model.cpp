@@ -344,6 +344,18 @@ TEST(CompiledLoss, AUsersOwnLossTrains) {
   EXPECT_NEAR(net.evaluate(data.x, target).loss, MeanAbsoluteError<float>().value(net.predict(data.x), target), 1e-6);
 }
 
+TEST(Predict, BatchSizeZeroIsRefusedInsteadOfLoopingForever) {
+  Sequential<float> net = blob_classifier();
+  Blobs data(5);
+  const std::string predict = "Sequential::predict: batch_size must be positive, got 0";
+  EXPECT_TRUE(contains(error_of([&] { net.predict(data.x, 0); }), predict));
+  EXPECT_TRUE(contains(error_of([&] { net.predict_classes(data.x, 0); }), predict));
+  net.compile(SparseCrossEntropy{}, SGD<float>());
+  EXPECT_TRUE(contains(error_of([&] { net.evaluate(data.x, data.y, 0); }),
+                       "Sequential::evaluate: batch_size must be positive, got 0"));
+  EXPECT_EQ(net.predict(data.x, 1).shape(), (Shape{5, 3}));
+}
+
 TEST(Evaluate, MatchesAManualComputation) {
   Sequential<float> net = blob_classifier(5);
   net.compile(SparseCrossEntropy{}, Adam<float>(AdamOptions(1e-2)));

@@ -568,6 +568,29 @@ TEST(Fit, ErrorsAreClear) {
   EXPECT_NE(label.find("label"), std::string::npos) << label;
 }
 
+TEST(Fit, ABadLabelIsNamedByItsRowInTheDataNotInTheBatch) {
+  Blobs d(40);
+  Sequential<float> net = blob_classifier();
+  net.compile(SparseCrossEntropy{}, SGD<float>());
+  const std::string bad = "SparseCrossEntropy: label in row 29 of y is 7, not a class index in [0, 3)";
+  Tensor<float> y = d.y;
+  y[29] = 7.0f;
+  // Shuffled, row 29 lands anywhere in some batch of 8; in order, it is row 5 of the fourth.
+  EXPECT_TRUE(contains(error_of([&] { net.fit(d.x, y, FitOptions().batch_size(8).verbose(0)); }), bad));
+  EXPECT_TRUE(contains(error_of([&] { net.fit(d.x, y, FitOptions().batch_size(8).shuffle(false).verbose(0)); }), bad));
+  EXPECT_TRUE(contains(error_of([&] { net.evaluate(d.x, y, 8); }), bad));
+  EXPECT_TRUE(contains(error_of([&] { net.train_on_batch(d.x, y); }), bad));  // the batch is the data
+  // In the validation rows: the last 10 of y with a split, or rows of the validation data.
+  Tensor<float> y_val_bad = d.y;
+  y_val_bad[35] = -1.0f;
+  EXPECT_TRUE(contains(error_of([&] { net.fit(d.x, y_val_bad, FitOptions().validation_split(0.25).verbose(0)); }),
+                       "label in row 35 of y is -1"));
+  Blobs v(12, 3);
+  v.y[11] = 0.5f;
+  EXPECT_TRUE(contains(error_of([&] { net.fit(d.x, d.y, v.x, v.y, FitOptions().verbose(0)); }),
+                       "label in row 11 of val_y is 0.5"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // LambdaCallback and stopping from a callback
 
@@ -897,6 +920,38 @@ TEST(ModelCheckpoint, UnknownMetricIsAClearError) {
   EXPECT_NE(msg.find("ModelCheckpoint"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'val_loss'"), std::string::npos) << msg;
   EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(Callbacks, AMetricThatFitWillNotReportFailsBeforeAnyTraining) {
+  Blobs d(20);
+  Sequential<float> net = blob_classifier();
+  net.compile(SparseCrossEntropy{}, Adam<float>());
+  const auto before = weights_of(net);
+  int epochs_begun = 0;
+  const auto counter = LambdaCallback().on_epoch_begin([&](TrainingState&) { ++epochs_begun; });
+  const auto refused = [&](FitOptions o, const std::string& part) {
+    epochs_begun = 0;
+    const std::string msg = error_of([&] { net.fit(d.x, d.y, o.epochs(2).verbose(0).callback(counter)); });
+    EXPECT_TRUE(contains(msg, part)) << msg;
+    EXPECT_EQ(epochs_begun, 0) << msg;  // refused at the start: no epoch ran, nothing was lost
+    EXPECT_TRUE(bitwise_equal(weights_of(net), before)) << msg;
+  };
+  refused(FitOptions().validation_split(0.25).callback(EarlyStopping().monitor("val_acc")),
+          "EarlyStopping: monitored metric 'val_acc' is not available (available: loss, accuracy, val_loss, "
+          "val_accuracy, lr)");
+  refused(FitOptions().callback(EarlyStopping()),
+          "EarlyStopping: monitored metric 'val_loss' is not available (available: loss, accuracy, lr); 'val_*' "
+          "metrics need validation data");
+  refused(FitOptions().callback(ModelCheckpoint("unused.faltung").monitor("val_accuracy")),
+          "ModelCheckpoint: monitored metric 'val_accuracy' is not available");
+  refused(FitOptions().callbacks({nullptr}), "Sequential::fit: callback 0 is null");
+  // Without the accuracy metric, or with a loss that has none, there is no accuracy to watch.
+  net.compile(SparseCrossEntropy{}, Adam<float>(), {});
+  refused(FitOptions().validation_split(0.25).callback(EarlyStopping().monitor("val_accuracy")),
+          "(available: loss, val_loss, lr)");
+  // A checkpoint of every epoch watches nothing: no metric is needed.
+  TempDir dir;
+  EXPECT_NO_THROW(net.fit(d.x, d.y, FitOptions().verbose(0).callback(ModelCheckpoint(dir.file("every.faltung")).save_best_only(false))));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,13 +37,38 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <utility>
 
 #include "faltung/config.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/tensor.hpp"
 
 namespace faltung {
+
+/// A target the loss cannot use, in a known row of the batch (a label that is not a class index).
+/// The message names that row; fit and evaluate, which know where each row of the batch came
+/// from, rethrow it naming the row of the data set instead (with_row).
+class TargetError : public Error {
+ public:
+  TargetError(std::string before_row, std::size_t row, std::string after_row)
+      : Error(before_row + std::to_string(row) + after_row),
+        before_(std::move(before_row)),
+        after_(std::move(after_row)),
+        row_(row) {}
+  /// The row of the batch.
+  std::size_t row() const { return row_; }
+  /// The same error naming row `row` of `where` instead: with_row(17, "y") says "label in row 17
+  /// of y is ...".
+  TargetError with_row(std::size_t row, const std::string& where) const {
+    return TargetError(before_, row, " of " + where + after_);
+  }
+
+ private:
+  std::string before_, after_;
+  std::size_t row_;
+};
 
 /// A loss for one scalar type, as a model holds it. See the top of this file for the meaning of
 /// each member; the structs of losses/ are adapted to it by detail::LossOf.
@@ -132,8 +157,11 @@ void check_class_scores(const char* loss, const Tensor<T>& pred, const Tensor<T>
 /// naming its row, because a wrong label file otherwise trains silently into nonsense.
 template <class T>
 std::size_t class_index(const char* loss, T label, std::size_t row, std::size_t classes) {
-  FALTUNG_CHECK(std::isfinite(label) && label == std::floor(label) && label >= T(0) && label < T(classes), loss,
-                ": label in row ", row, " is ", label, ", not a class index in [0, ", classes, ")");
+  if (!(std::isfinite(label) && label == std::floor(label) && label >= T(0) && label < T(classes))) {
+    std::ostringstream after;
+    after << " is " << label << ", not a class index in [0, " << classes << ")";
+    throw TargetError(std::string(loss) + ": label in row ", row, after.str());
+  }
   return static_cast<std::size_t>(label);
 }
 

@@ -8,12 +8,18 @@
 #include <cstddef>
 #include <vector>
 
+#include "faltung/config.hpp"
 #include "faltung/kernels/blocks.hpp"
 #include "faltung/kernels/copy.hpp"
 #include "faltung/tensor.hpp"
 
 namespace faltung {
 namespace detail {
+
+/// Refuses a batch size of 0, with which a loop over the batches would never end.
+inline void check_batch_size(const char* who, std::size_t batch_size) {
+  FALTUNG_CHECK(batch_size > 0, who, ": batch_size must be positive, got 0");
+}
 
 /// Elements per sample of a batch tensor (N, ...).
 template <class T>

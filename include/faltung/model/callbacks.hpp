@@ -4,6 +4,7 @@
 // TrainingState, which also lets it stop training and snapshot or restore the weights without
 // knowing the model's scalar type.
 
+#include <algorithm>
 #include <any>
 #include <cmath>
 #include <functional>
@@ -50,19 +51,40 @@ class Callback {
   virtual void on_batch_end(TrainingState&) {}
   virtual void on_epoch_end(TrainingState&) {}
   virtual void on_train_end(TrainingState&) {}
+
+  /// Called by fit before anything else, with the names the logs will hold at the end of each
+  /// epoch ("loss", "accuracy", "val_loss", "val_accuracy", "lr"; the val_ ones only with
+  /// validation data). A callback that reads a metric not among them throws here, before any
+  /// training, rather than at the end of the first epoch.
+  virtual void check_metrics(const std::vector<std::string>& metrics) const { (void)metrics; }
 };
 
 namespace detail {
 /// Keras's "auto" mode: accuracies improve upwards, losses downwards.
 inline bool higher_is_better(const std::string& monitor) { return monitor.find("acc") != std::string::npos; }
 
+[[noreturn]] inline void fail_unavailable_metric(const char* who, const std::string& monitor,
+                                                 const std::vector<std::string>& available) {
+  std::string known;
+  for (const std::string& m : available) known += (known.empty() ? "" : ", ") + m;
+  fail(who, ": monitored metric '", monitor, "' is not available (available: ", known, ")",
+       monitor.rfind("val_", 0) == 0 ? "; 'val_*' metrics need validation data (validation_split or validation "
+                                       "x and y)"
+                                     : "");
+}
+
+/// Throws, naming the callback, when `monitor` is not among the metrics fit will report.
+inline void check_monitored(const char* who, const std::string& monitor, const std::vector<std::string>& metrics) {
+  if (std::find(metrics.begin(), metrics.end(), monitor) == metrics.end()) fail_unavailable_metric(who, monitor, metrics);
+}
+
+/// The monitored metric's value in the epoch's logs.
 inline double monitored(const TrainingState& s, const std::string& monitor, const char* who) {
   auto it = s.logs.find(monitor);
   if (it == s.logs.end()) {
-    std::string known;
-    for (const auto& kv : s.logs) known += (known.empty() ? "" : ", ") + kv.first;
-    detail::fail(who, ": monitored metric '", monitor, "' is not available (available: ", known,
-                 "); 'val_*' metrics need validation data");
+    std::vector<std::string> available;
+    for (const auto& kv : s.logs) available.push_back(kv.first);
+    fail_unavailable_metric(who, monitor, available);
   }
   return it->second;
 }
@@ -82,6 +104,10 @@ class EarlyStopping : public Callback {
 
   int stopped_epoch() const { return stopped_epoch_; }
   int best_epoch() const { return best_epoch_; }
+
+  void check_metrics(const std::vector<std::string>& metrics) const override {
+    detail::check_monitored("EarlyStopping", monitor_, metrics);
+  }
 
   void on_train_begin(TrainingState&) override {
     wait_ = 0;
@@ -133,6 +159,10 @@ class ModelCheckpoint : public Callback {
   ModelCheckpoint& monitor(std::string m) { monitor_ = std::move(m); return *this; }
   /// Default true: save only when the monitored metric improves.
   ModelCheckpoint& save_best_only(bool on) { best_only_ = on; return *this; }
+
+  void check_metrics(const std::vector<std::string>& metrics) const override {
+    if (best_only_) detail::check_monitored("ModelCheckpoint", monitor_, metrics);
+  }
 
   void on_train_begin(TrainingState&) override {
     best_ = detail::higher_is_better(monitor_) ? -std::numeric_limits<double>::infinity()

@@ -293,6 +293,7 @@ class Sequential {
   /// logits for cross-entropy, sigmoid for binary cross-entropy), in inference mode.
   Tensor<T> predict(const Tensor<T>& x, std::size_t batch_size = 256) {
     FALTUNG_CHECK(built_, "Sequential::predict: build the model first");
+    detail::check_batch_size("Sequential::predict", batch_size);
     set_training(false);
     const std::size_t n = x.dim(0);
     Tensor<T> result(output_shape().with_batch(n));

@@ -150,7 +150,7 @@ class Trainer {
     FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::fit: ", x.rank() ? x.dim(0) : 0,
                   " samples in x but ", y.rank() ? y.dim(0) : 0, " in y");
     FALTUNG_CHECK(o.epochs_ >= 0, "Sequential::fit: epochs must not be negative");
-    FALTUNG_CHECK(o.batch_size_ > 0, "Sequential::fit: batch_size must be positive");
+    detail::check_batch_size("Sequential::fit", o.batch_size_);
     FALTUNG_CHECK(o.validation_split_ >= 0 && o.validation_split_ < 1, "Sequential::fit: validation_split must be in [0, 1), got ",
                   o.validation_split_);
     if (val_x)
@@ -176,6 +176,14 @@ class Trainer {
       vy = &y;
     }
     FALTUNG_CHECK(n_train > 0, "Sequential::fit: no training samples");
+
+    // Every callback's needs before any training: a metric that will not be there fails now,
+    // not at the end of the first epoch with the epoch's History lost.
+    const std::vector<std::string> metrics = epoch_metrics(vx != nullptr);
+    for (std::size_t i = 0; i < o.callbacks_.size(); ++i) {
+      FALTUNG_CHECK(o.callbacks_[i] != nullptr, "Sequential::fit: callback ", i, " is null");
+      o.callbacks_[i]->check_metrics(metrics);
+    }
 
     History history;
     Access access(model);
@@ -203,7 +211,12 @@ class Trainer {
         detail::gather_rows(x, order, first, m, batch_x_);
         detail::gather_rows(y, order, first, m, batch_y_);
         if (o.terminate_on_nan_) snapshot_into(model, last_good);
-        const BatchResult r = train_on_batch(model, batch_x_, batch_y_);
+        BatchResult r{};
+        try {
+          r = train_step(model, batch_x_, batch_y_);
+        } catch (const TargetError& e) {
+          throw e.with_row(order[first + e.row()], "y");  // the batch's row is no use to anyone
+        }
         // A finite loss can still come with a step that overflows the weights, and the next
         // batch's snapshot would then hold nothing good; so the weights are checked too.
         if (o.terminate_on_nan_ && (!std::isfinite(r.loss) || !weights_finite(model))) {
@@ -240,7 +253,8 @@ class Trainer {
       history.loss.push_back(logs["loss"]);
       if (report_accuracy_) history.accuracy.push_back(logs["accuracy"]);
       if (vx) {
-        const Evaluation e = evaluate(model, *vx, *vy, val_first, val_count, std::max<std::size_t>(o.batch_size_, 256));
+        const Evaluation e = evaluate(model, *vx, *vy, val_first, val_count, std::max<std::size_t>(o.batch_size_, 256),
+                                      val_x ? "val_y" : "y");
         logs["val_loss"] = e.loss;
         history.val_loss.push_back(e.loss);
         if (report_accuracy_) {
@@ -265,9 +279,10 @@ class Trainer {
     return history;
   }
 
-  /// One gradient step on one batch: forward in training mode, loss, backward, optimizer step.
-  /// No step on a non-finite loss: the caller decides what to do about it.
-  BatchResult train_on_batch(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y) {
+  /// One gradient step on the batch (x, y): forward in training mode, loss, backward, optimizer
+  /// step. No step on a non-finite loss: the caller decides what to do about it. A bad target is a
+  /// TargetError naming its row of the batch (fit names the row of the data set).
+  BatchResult train_step(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y) {
     FALTUNG_CHECK(compiled(), "Sequential::train_on_batch: compile the model first");
     model.set_training(true);
     const Tensor<T>& out = model.forward(x);
@@ -280,14 +295,24 @@ class Trainer {
     return r;
   }
 
-  /// Loss and accuracy over the samples [first, first + count) of (x, y), in inference mode.
+  /// train_step, for a batch that is the whole data: a bad target is named by its row of y.
+  BatchResult train_on_batch(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y) {
+    try {
+      return train_step(model, x, y);
+    } catch (const TargetError& e) {
+      throw e.with_row(e.row(), "y");
+    }
+  }
+
+  /// Loss and accuracy over the samples [first, first + count) of (x, y), in inference mode. A bad
+  /// target is named by its row in y, which errors call `y_name`.
   Evaluation evaluate(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, std::size_t first,
-                      std::size_t count, std::size_t batch_size) {
+                      std::size_t count, std::size_t batch_size, const char* y_name = "y") {
     FALTUNG_CHECK(compiled(), "Sequential::evaluate: compile the model first");
     FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::evaluate: ", x.dim(0),
                   " samples in x but ", y.rank() ? y.dim(0) : 0, " in y");
     FALTUNG_CHECK(count > 0, "Sequential::evaluate: no samples");
-    FALTUNG_CHECK(batch_size > 0, "Sequential::evaluate: batch_size must be positive");
+    detail::check_batch_size("Sequential::evaluate", batch_size);
     model.set_training(false);
     double loss_sum = 0;
     std::size_t correct = 0, predictions = 0;
@@ -296,8 +321,12 @@ class Trainer {
       detail::slice_rows(x, b, m, batch_x_);
       detail::slice_rows(y, b, m, batch_y_);
       const Tensor<T>& out = model.forward(batch_x_);
-      loss_sum += double(loss_->value(out, batch_y_)) * double(m);
-      if (loss_->has_accuracy()) correct += loss_->correct(out, batch_y_);
+      try {
+        loss_sum += double(loss_->value(out, batch_y_)) * double(m);
+        if (loss_->has_accuracy()) correct += loss_->correct(out, batch_y_);
+      } catch (const TargetError& e) {
+        throw e.with_row(b + e.row(), y_name);
+      }
       predictions += loss_->predictions(out);
     }
     Evaluation e;
@@ -327,6 +356,16 @@ class Trainer {
    private:
     Sequential<T>& m_;
   };
+
+  /// The names in the logs at the end of an epoch, in Keras's order.
+  std::vector<std::string> epoch_metrics(bool validation) const {
+    std::vector<std::string> m = {"loss"};
+    if (report_accuracy_) m.push_back("accuracy");
+    if (validation) m.push_back("val_loss");
+    if (validation && report_accuracy_) m.push_back("val_accuracy");
+    m.push_back("lr");
+    return m;
+  }
 
   Logs running_logs(double loss_sum, std::size_t seen, std::size_t correct, std::size_t predictions) const {
     Logs logs;
