@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -1011,6 +1012,98 @@ TEST(ActivationLayers, SoftmaxNormalisesOverAxisOne) {
         }
         EXPECT_NEAR(sum, 1.0, 1e-14) << n << ' ' << h << ' ' << w;
       }
+}
+
+// =============================================================================================
+// Activation checks and NaN: a LeakyReLU slope is refused wherever it comes in, and every ReLU
+// (the layer, and the one fused into Dense's and Conv2D's products) passes a NaN on.
+
+TEST(ActivationChecks, ALeakyReLUSlopeIsRefusedWhereverItComesIn) {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  for (double alpha : {0.0, -0.1, nan, inf}) {
+    SCOPED_TRACE(alpha);
+    const Activation leaky(ActivationKind::LeakyReLU, alpha);
+    const std::string slope = "the leaky_relu slope (alpha) must be positive and finite";
+    EXPECT_TRUE(contains(error_of([&] { LeakyReLU<float> l(alpha); }), "LeakyReLU: " + slope));
+    EXPECT_TRUE(contains(error_of([&] { ActivationLayer<float> l(leaky); }), "LeakyReLU: " + slope));
+    EXPECT_TRUE(contains(error_of([&] { Dense<float> d(DenseOptions(4).activation(leaky)); }), "Dense: " + slope));
+    EXPECT_TRUE(contains(error_of([&] { Dense<double> d(4, leaky); }), "Dense: " + slope));
+    EXPECT_TRUE(contains(error_of([&] { Conv2D<float> c(Conv2DOptions(4, 3).activation(leaky)); }), "Conv2D: " + slope));
+  }
+  EXPECT_TRUE(contains(error_of([] { Dense<float> d(DenseOptions(4).activation({ActivationKind::LeakyReLU, -0.5})); }),
+                       "got -0.5"));
+  EXPECT_NO_THROW(Dense<float>(DenseOptions(4).activation({ActivationKind::LeakyReLU, 0.01})));
+}
+
+TEST(ReLU, PassesNaNOnAsPyTorchDoes) {
+  Random rng(44);
+  const float nan = std::nanf("");
+  ReLU<float> relu;
+  relu.build({5}, rng);
+  Tensor<float> x(Shape{1, 5}, {nan, -1.0f, 0.0f, -0.0f, 2.0f}), y;
+  relu.forward(x, y);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], 0.0f);
+  EXPECT_EQ(y[2], 0.0f);
+  EXPECT_FALSE(std::signbit(y[3]));  // -0 becomes +0, as max(x, 0) makes it
+  EXPECT_EQ(y[4], 2.0f);
+  Tensor<float> dy(Shape{1, 5}, 1.0f), dx;
+  relu.backward(x, y, dy, dx);
+  EXPECT_EQ(dx[0], 0.0f);  // as PyTorch: the gradient passes only where the output is > 0
+  EXPECT_EQ(dx[4], 1.0f);
+}
+
+/// Every output of `y` is NaN where `nan_expected` says so, and finite and >= 0 elsewhere.
+template <class T, class Pred>
+void expect_relu_outputs(const Tensor<T>& y, Pred nan_expected) {
+  std::size_t nans = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (nan_expected(i)) {
+      EXPECT_TRUE(std::isnan(y[i])) << "output " << i << " is " << y[i];
+      ++nans;
+    } else {
+      EXPECT_TRUE(std::isfinite(y[i]) && y[i] >= T(0)) << "output " << i << " is " << y[i];
+    }
+  }
+  EXPECT_GT(nans, 0u);
+}
+
+template <class T>
+void expect_dense_relu_passes_nan() {
+  Random rng(45);
+  Dense<T> dense(DenseOptions(6).activation(ActivationKind::ReLU));
+  dense.build({4}, rng);
+  Tensor<T> x = Tensor<T>(Shape{3, 4}, T(0.5)), y;
+  x[1 * 4 + 2] = std::numeric_limits<T>::quiet_NaN();  // sample 1: every unit sees it
+  dense.forward(x, y);
+  expect_relu_outputs(y, [](std::size_t i) { return i / 6 == 1; });
+}
+
+TEST(ReLU, FusedIntoDensePassesNaNOn) {
+  expect_dense_relu_passes_nan<float>();
+  expect_dense_relu_passes_nan<double>();
+}
+
+/// A 'same' 3x3 convolution with a fused ReLU on (2, C, 6, 6), one NaN at sample 1, pixel (2, 3) of
+/// channel 0: the outputs whose window covers it, rows 1-3 and columns 2-4 of sample 1, are NaN.
+template <class T>
+void expect_conv_relu_passes_nan(std::size_t channels) {
+  Random rng(46);
+  Conv2D<T> conv(Conv2DOptions(5, 3).padding(Same).activation(ActivationKind::ReLU));
+  conv.build({channels, 6, 6}, rng);
+  Tensor<T> x = Tensor<T>(Shape{2, channels, 6, 6}, T(0.25)), y;
+  x.at({1, 0, 2, 3}) = std::numeric_limits<T>::quiet_NaN();
+  conv.forward(x, y);
+  expect_relu_outputs(y, [](std::size_t i) {
+    const std::size_t n = i / (5 * 36), r = i % 36 / 6, c = i % 6;
+    return n == 1 && r >= 1 && r <= 3 && c >= 2 && c <= 4;
+  });
+}
+
+TEST(ReLU, FusedIntoConv2DPassesNaNOn) {
+  expect_conv_relu_passes_nan<float>(1);   // im2col + GEMM (K = 9)
+  expect_conv_relu_passes_nan<float>(4);   // the implicit GEMM where compiled (K = 36 > 32)
+  expect_conv_relu_passes_nan<double>(2);  // im2col + Eigen
 }
 
 }  // namespace

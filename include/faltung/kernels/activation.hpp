@@ -6,7 +6,12 @@
 //   relu       y' = [y > 0]            leaky_relu  y' = y > 0 ? 1 : alpha   (alpha > 0)
 //   sigmoid    y' = y (1 - y)          tanh        y' = 1 - y^2
 //   softmax    dx = y * (dy - sum(dy * y))   over the softmax axis
-// so a layer with a fused activation keeps only its output, not the pre-activation.
+// so a layer with a fused activation keeps only its output, not the pre-activation. That is why
+// a LeakyReLU slope must be positive: only then does y > 0 tell which side x was on.
+//
+// ReLU passes a NaN on, as PyTorch's does (max(x, 0) would turn it into 0 and hide it from
+// fit's check of the loss): relu(x) = x <= 0 ? 0 : x. Every ReLU (this file's, and the one fused
+// into the GEMM's store, kernels/gemm.hpp) computes exactly that.
 
 #include <algorithm>
 #include <cmath>
@@ -46,6 +51,19 @@ struct Activation {
   }
 };
 
+namespace detail {
+/// Whether `alpha` can be a LeakyReLU slope: positive (see the top of this file) and finite.
+inline bool leaky_relu_slope_ok(double alpha) { return std::isfinite(alpha) && alpha > 0; }
+
+/// The check every entry point applies to an activation (the activation layers, Dense's and
+/// Conv2D's options, the architecture parser): `who` starts the message.
+inline void check_activation(const char* who, const Activation& f) {
+  FALTUNG_CHECK(f.kind != ActivationKind::LeakyReLU || leaky_relu_slope_ok(f.alpha), who,
+                ": the leaky_relu slope (alpha) must be positive and finite (the backward reads the derivative off the "
+                "output's sign), got ", f.alpha);
+}
+}  // namespace detail
+
 /// The activation in the architecture language: "relu", "leaky_relu", "leaky_relu=0.1", ...
 inline std::string activation_spec(const Activation& f) {
   if (f.kind == ActivationKind::LeakyReLU && f.alpha != 0.3) {
@@ -55,6 +73,12 @@ inline std::string activation_spec(const Activation& f) {
 }
 
 namespace kernels {
+
+/// ReLU of one value; a NaN stays NaN, and -0 becomes +0 as in max(x, 0).
+template <class T>
+inline T relu(T x) {
+  return x <= T(0) ? T(0) : x;
+}
 
 /// y = f(x) on `count` elements laid out as (outer, axis, inner); softmax normalises over
 /// `axis` (the features of a Dense output, the channels of an NCHW map). x and y may alias.
@@ -71,7 +95,7 @@ void activation_forward(const Activation& f, const T* x, T* y, std::size_t outer
       return;
     case ActivationKind::ReLU:
       for_each_block(count, count, kMinElementsPerThread, [=](std::size_t first, std::size_t last) {
-        for (std::size_t i = first; i < last; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+        for (std::size_t i = first; i < last; ++i) y[i] = relu(x[i]);
       });
       return;
     case ActivationKind::LeakyReLU:

@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "faltung/kernels/activation.hpp"
 #include "faltung/kernels/conv2d/fused_pool.hpp"
 #include "faltung/kernels/conv2d/gradients.hpp"
 #include "faltung/kernels/conv2d/im2col.hpp"
@@ -59,7 +60,7 @@
 namespace faltung {
 namespace kernels {
 
-/// y (N, OC, OH, OW) = conv(x, w) + b, or max(that, 0) when `relu` (a fused activation: one pass
+/// y (N, OC, OH, OW) = conv(x, w) + b, or relu(that) when `relu` (a fused activation: one pass
 /// over y fewer). b may be null. With `pool`, y is not written (it may be null): each sample's
 /// output goes through the pool into pool->out and pool->argmax instead. workspace, per thread: a
 /// (K, Pp) column buffer, an (Hp, Wp) padded plane and, with a pool, the sample's (OC, P) output.
@@ -99,7 +100,7 @@ FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
                     ConstStridedMap<T>(col, Eigen::Index(K), Eigen::Index(P), Eigen::OuterStride<>(Eigen::Index(Pp)));
       if (b)
         for (std::size_t o = 0; o < OC; ++o) Y.row(Eigen::Index(o)).array() += b[o];
-      if (relu) Y = Y.cwiseMax(T(0));
+      if (relu) Y = Y.unaryExpr([](T v) { return kernels::relu(v); });
     }
     if (pool) pool->forward_sample(std::size_t(n), yn);
   }

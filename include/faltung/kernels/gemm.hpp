@@ -56,7 +56,8 @@ struct VecF {
   static void store(float* p, Reg v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  /// kernels::relu on every lane: 0 where v <= 0, v elsewhere (NaN included).
+  static Reg relu(Reg v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero(), _CMP_NLE_UQ), v); }
   /// v where gate > 0, else 0 (the gradient through a ReLU whose output was gate).
   static Reg where_positive(Reg gate, Reg v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gate, zero(), _CMP_GT_OQ), v); }
   /// The first n lanes (1 <= n <= 16).
@@ -76,7 +77,7 @@ struct VecF {
   static void store(float* p, Reg v, Mask m) { _mm256_maskstore_ps(p, m, v); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
-  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg relu(Reg v) { return _mm256_andnot_ps(_mm256_cmp_ps(v, zero(), _CMP_LE_OQ), v); }
   static Reg where_positive(Reg gate, Reg v) { return _mm256_and_ps(_mm256_cmp_ps(gate, zero(), _CMP_GT_OQ), v); }
   static Mask first(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -115,7 +116,7 @@ struct GemmArgs {
   std::size_t ldc = 0;
   bool accumulate = false;                  // C += A B (true) or C = init + A B (false)
   const float* row_init = nullptr;          // (M) value each row of C starts from when !accumulate; null: 0
-  bool relu = false;                        // store max(C, 0): a ReLU fused into the last pass over C
+  bool relu = false;                        // store relu(C) (kernels/activation.hpp): fused into the last pass over C
 };
 
 /// One MR x NV micro-tile at row m0 and vector column col0 of C. With Ragged, the last vector
@@ -169,7 +170,7 @@ void gemm_tile_body(const GemmArgs& g, std::size_t m0, std::size_t col0, int las
     FALTUNG_UNROLL
     for (int m = 0; m < MR; ++m) {
       FALTUNG_UNROLL
-      for (int v = 0; v < NV; ++v) acc[m][v] = V::max(acc[m][v], V::zero());
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::relu(acc[m][v]);
     }
   }
   FALTUNG_UNROLL
@@ -219,7 +220,7 @@ inline TileFn tile_for(int mr, int nv, bool table_b) {
 }
 
 /// C (M, N) = [g.accumulate ? C : g.row_init] + A (M, g.depth) * B (g.depth, N), operands as
-/// described in GemmArgs; with g.relu, C = max(that, 0) instead. Single-threaded: the
+/// described in GemmArgs; with g.relu, C = relu(that) instead. Single-threaded: the
 /// convolution kernels call it from inside their own parallel loop.
 inline void gemm(std::size_t M, std::size_t N, const GemmArgs& args) {
   constexpr int L = VecF::lanes;
@@ -261,7 +262,7 @@ inline void gemm(std::size_t M, std::size_t N, const GemmArgs& args) {
 }
 
 /// C (M, N) = [accumulate ? C : row_init] + A (M, depth) * B (depth, N) with strided operands:
-/// A(m, l) = a[m * a_rs + l * a_cs], B row-major (ldb); relu: C = max(that, 0) instead.
+/// A(m, l) = a[m * a_rs + l * a_cs], B row-major (ldb); relu: C = relu(that) instead.
 inline void gemm(std::size_t M, std::size_t N, std::size_t depth, const float* a, std::size_t a_rs, std::size_t a_cs,
                  const float* b, std::size_t ldb, float* c, std::size_t ldc, bool accumulate,
                  const float* row_init = nullptr, bool relu = false) {

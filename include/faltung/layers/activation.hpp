@@ -15,7 +15,7 @@ namespace faltung {
 template <class T>
 class ActivationLayer : public Layer<T> {
  public:
-  explicit ActivationLayer(Activation f) : f_(f) {}
+  explicit ActivationLayer(Activation f) : f_(f) { detail::check_activation(ActivationLayer::type().c_str(), f_); }
 
   std::string type() const override {
     switch (f_.kind) {
@@ -70,9 +70,7 @@ struct ReLU : ActivationLayer<T> {
 template <class T>
 struct LeakyReLU : ActivationLayer<T> {
   /// alpha: the slope for negative inputs, positive. Default 0.3, as in Keras.
-  explicit LeakyReLU(double alpha = 0.3) : ActivationLayer<T>(Activation(ActivationKind::LeakyReLU, alpha)) {
-    FALTUNG_CHECK(alpha > 0.0, "LeakyReLU: alpha must be positive, got ", alpha);
-  }
+  explicit LeakyReLU(double alpha = 0.3) : ActivationLayer<T>(Activation(ActivationKind::LeakyReLU, alpha)) {}
 };
 template <class T>
 struct Sigmoid : ActivationLayer<T> {

@@ -55,6 +55,7 @@ class Conv2D : public Layer<T> {
     FALTUNG_CHECK(options_.filters_ > 0, "Conv2D: filters must be positive");
     FALTUNG_CHECK(options_.kernel_h_ > 0 && options_.kernel_w_ > 0, "Conv2D: kernel size must be positive");
     FALTUNG_CHECK(options_.stride_h_ > 0 && options_.stride_w_ > 0, "Conv2D: stride must be positive");
+    detail::check_activation("Conv2D", options_.activation_);
   }
 
   std::string type() const override { return "Conv2D"; }

@@ -39,6 +39,7 @@ class Dense : public Layer<T> {
  public:
   explicit Dense(DenseOptions options) : options_(options) {
     FALTUNG_CHECK(options_.units_ > 0, "Dense: units must be positive");
+    detail::check_activation("Dense", options_.activation_);
   }
   Dense(std::size_t units, Activation activation) : Dense(DenseOptions(units).activation(activation)) {}
 

@@ -318,7 +318,7 @@ class ArchitectureParser {
       if (eq != std::string::npos) {
         const std::string v = tok.substr(eq + 1);
         if (!parse_double(v, alpha)) error("leaky_relu slope '", v, "' is not a number");
-        if (!(alpha > 0)) error("leaky_relu slope '", v, "' must be positive");
+        if (!detail::leaky_relu_slope_ok(alpha)) error("leaky_relu slope '", v, "' must be positive and finite");
       }
       a = Activation(ActivationKind::LeakyReLU, alpha);
       return true;
