@@ -31,6 +31,13 @@ inline Sequential<float> blob_classifier(std::uint64_t seed = 1) {
   return net;
 }
 
+/// A tensor of `shape` with elements uniform in [-1, 1), drawn from a generator seeded `seed`.
+template <class T>
+Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed) {
+  Random rng(seed);
+  return faltung::random_tensor<T>(shape, rng);
+}
+
 /// Every parameter of a model, copied.
 template <class T>
 std::vector<Tensor<T>> weights_of(Sequential<T>& net) {

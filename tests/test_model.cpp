@@ -30,6 +30,7 @@ using faltung::test::bitwise_equal;
 using faltung::test::weights_of;
 using faltung::test::contains;
 using faltung::test::error_of;
+using faltung::test::random_tensor;
 
 // ---------------------------------------------------------------------------------------------
 // Summary
@@ -421,14 +422,6 @@ TEST(Evaluate, ErrorsAreClear) {
 // Fused layers: Sequential runs a Conv2D with a MaxPool2D after it as one ConvPool
 // (layers/conv_pool.hpp). The same model with a `linear` layer between the two runs them one by
 // one; the two must agree bitwise: the output, every gradient, and the weights after training.
-
-template <class T>
-Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed) {
-  Tensor<T> t(shape);
-  Random rng(seed);
-  for (std::size_t i = 0; i < t.size(); ++i) t[i] = T(rng.uniform(-1.0, 1.0));
-  return t;
-}
 
 template <class T>
 void expect_fused_pool_matches_layer_by_layer(const std::string& spec, const Shape& in, std::size_t batch) {

@@ -91,6 +91,13 @@ class Conv2D : public Layer<T> {
   /// The kernel (filters, C, KH, KW), and the bias (filters), null without one.
   Parameter<T>& kernel() { return kernel_; }
   Parameter<T>* bias() { return options_.use_bias_ ? &bias_ : nullptr; }
+  /// Where backward adds dW (filters, C, KH, KW) and db (filters): null for what is not
+  /// needed. A frozen parameter's gradient is not (see layer.hpp), except that db is computed in
+  /// dW's pass over the batch, so a frozen kernel under a trainable bias still gets its dW.
+  T* kernel_grad_target() {
+    return kernel_.trainable || (options_.use_bias_ && bias_.trainable) ? kernel_.grad.data() : nullptr;
+  }
+  T* bias_grad_target() { return options_.use_bias_ && bias_.trainable ? bias_.grad.data() : nullptr; }
 
   std::vector<Parameter<T>*> parameters() override { return this->appended_parameters(); }
   void append_parameters(std::vector<Parameter<T>*>& out) override {
@@ -143,9 +150,8 @@ class Conv2D : public Layer<T> {
                                    p.out_pixels());
       dz = dz_.data();
     }
-    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), y.data(), dz, fused_relu, kernel_.grad.data(),
-                             options_.use_bias_ ? bias_.grad.data() : nullptr,
-                             this->input_grad_needed() ? dx.data() : nullptr, workspace_);
+    kernels::conv2d_backward(p, x.data(), kernel_.value.data(), y.data(), dz, fused_relu, kernel_grad_target(),
+                             bias_grad_target(), this->input_grad_needed() ? dx.data() : nullptr, workspace_);
   }
 
  private:

@@ -80,11 +80,10 @@ class ConvPool : public Layer<T> {
     pool.argmax = argmax_.data();
     pool.y = y.data();
     pool.dy = dy.data();
-    Parameter<T>* bias = conv_->bias();
     kernels::conv2d_backward(p, x.data(), conv_->kernel().value.data(), static_cast<const T*>(nullptr),
-                             static_cast<const T*>(nullptr), relu(), conv_->kernel().grad.data(),
-                             bias ? bias->grad.data() : nullptr, this->input_grad_needed() ? dx.data() : nullptr,
-                             workspace_, &pool);
+                             static_cast<const T*>(nullptr), relu(), conv_->kernel_grad_target(),
+                             conv_->bias_grad_target(), this->input_grad_needed() ? dx.data() : nullptr, workspace_,
+                             &pool);
   }
 
  private:

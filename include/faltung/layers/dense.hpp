@@ -102,8 +102,10 @@ class Dense : public Layer<T> {
       dz = &dz_;
     }
     const auto dZ = dz->as_matrix(n, units);
-    kernels::dense_backward_weights(x.data(), dz->data(), kernel_.grad.data(), n, in, units);
-    if (options_.use_bias_) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
+    // A frozen parameter's gradient is not needed (see layer.hpp): a frozen layer above the
+    // lowest trained one only passes the gradient on.
+    if (kernel_.trainable) kernels::dense_backward_weights(x.data(), dz->data(), kernel_.grad.data(), n, in, units);
+    if (options_.use_bias_ && bias_.trainable) bias_.grad.as_vector() += dZ.colwise().sum().transpose();
     if (this->input_grad_needed()) {
       kernels::dense_backward_data(dz->data(), kernel_.value.data(), dx.data(), n, in, units, transposed_kernel_);
     }

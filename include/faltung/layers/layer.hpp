@@ -9,10 +9,13 @@
 //                     backward needs beyond x and y (a pooling argmax, a dropout mask).
 //  backward(x, y, dy, dx)
 //                     x and y are the tensors of the latest forward, unchanged; dy = dL/dy has
-//                     y's shape. ADDS dL/dparam into each parameter's grad (so gradients of
-//                     several batches accumulate until zero_grad), and WRITES dL/dx into dx
-//                     (x's shape) unless input_grad_needed() is false, when dx is left
-//                     untouched: the first layer of a network has nothing to feed.
+//                     y's shape. ADDS dL/dparam into the grad of each trainable parameter (so
+//                     gradients of several batches accumulate until zero_grad), and WRITES dL/dx
+//                     into dx (x's shape) unless input_grad_needed() is false, when dx is left
+//                     untouched: the first layer of a network, or the lowest one that is
+//                     trained, has nothing to feed. A frozen parameter's (trainable == false)
+//                     grad is not needed: the built-in layers skip its computation and leave it
+//                     untouched (a user's layer may still write it; optimizers never read it).
 //  parameters()       The trainable tensors in a fixed order (kernel, then bias).
 //  set_training(on)   Training or inference mode; Dropout reads it.
 //  spec()             The layer in the architecture language ("conv:32:3x3:same:relu"),
@@ -119,9 +122,16 @@ class Layer {
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
 
-  /// Freezes (false) or unfreezes (true) every parameter of the layer.
+  /// Freezes (false) or unfreezes (true) every parameter of the layer. A frozen parameter keeps
+  /// its value through training, and backward computes no gradient for it.
   void set_trainable(bool on) {
     for (Parameter<T>* p : parameters()) p->trainable = on;
+  }
+  /// Whether any parameter of the layer is trainable (false for a layer without parameters).
+  bool trainable() {
+    for (Parameter<T>* p : parameters())
+      if (p->trainable) return true;
+    return false;
   }
 
   std::size_t parameter_count() {

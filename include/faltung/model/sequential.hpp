@@ -10,8 +10,9 @@
 //
 // One batch flows through it like this (train_on_batch): forward through each layer of the
 // execution list into outputs_[i]; the loss gives dL/d(output); backward runs the list in
-// reverse, ping-ponging the gradient between two buffers and adding into each parameter's grad;
-// the optimizer steps. All buffers are kept across batches, so the steady state allocates nothing.
+// reverse, down to the lowest layer with a trainable parameter, ping-ponging the gradient between
+// two buffers and adding into each trainable parameter's grad; the optimizer steps. All buffers
+// are kept across batches, so the steady state allocates nothing.
 // The model is this file: its layers, build, forward and backward, predict and summary. What
 // compile() fixes and the training loop (fit, train_on_batch, evaluate, callbacks, the NaN
 // policy) are in model/trainer.hpp; the methods here forward to it.
@@ -155,11 +156,9 @@ class Sequential {
     FALTUNG_CHECK(i < layers_.size(), "Sequential::layer: index ", i, " out of range (", layers_.size(), " layers)");
     return *layers_[i];
   }
-  Layer<T>& layer(const std::string& name) {
-    for (auto& l : layers_)
-      if (l->name() == name) return *l;
-    detail::fail("Sequential::layer: no layer named '", name, "'");
-  }
+  Layer<T>& layer(const std::string& name) { return *layers_[index_of(name, "layer")]; }
+  /// The index of the layer named `name`; an error lists the names there are.
+  std::size_t index_of(const std::string& name) const { return index_of(name, "index_of"); }
 
   /// The layers as forward() and backward() run them: the layer list with each Conv2D that a
   /// MaxPool2D directly follows run together with it as one ConvPool (named "conv2d+max_pooling2d").
@@ -182,8 +181,11 @@ class Sequential {
     for (Parameter<T>* p : parameters()) n += p->trainable ? p->value.size() : 0;
     return n;
   }
+  /// Zeroes the grads of the trainable parameters. A frozen parameter's grad is left as it is:
+  /// backward does not compute it, and no optimizer reads it.
   void zero_grad() {
-    for (Parameter<T>* p : step_parameters()) p->zero_grad();
+    for (Parameter<T>* p : step_parameters())
+      if (p->trainable) p->zero_grad();
   }
   /// parameters(), gathered into a vector the model keeps, so that a training step allocates
   /// nothing. Gathered afresh on every call: it never outlives a change of layers or a copy.
@@ -192,9 +194,29 @@ class Sequential {
     for (auto& l : layers_) l->append_parameters(step_parameters_);
     return step_parameters_;
   }
-  /// Freezes (false) or unfreezes every layer from `first` to `last` (exclusive).
-  void set_trainable(bool on, std::size_t first = 0, std::size_t last = std::size_t(-1)) {
-    for (std::size_t i = first; i < std::min(last, layers_.size()); ++i) layers_[i]->set_trainable(on);
+
+  // Freezing, for transfer learning. A frozen layer's parameters keep their values through
+  // training; backward computes no gradient for them, and none at all below the lowest layer
+  // that is still trained (see backward()). One layer: net.layer(i).set_trainable(false), or
+  // net.layer("conv2d").set_trainable(false).
+
+  /// Freezes (false) or unfreezes (true) every layer.
+  void set_trainable(bool on) { set_trainable(on, 0, layers_.size()); }
+  /// Freezes (false) or unfreezes (true) the layers first, ..., last - 1: the half-open range of
+  /// a slice, layers[first:last]. A range outside the model is an error.
+  void set_trainable(bool on, std::size_t first, std::size_t last) {
+    FALTUNG_CHECK(first <= last && last <= layers_.size(), "Sequential::set_trainable: layers [", first, ", ", last,
+                  ") is not a range of the model's ", layers_.size(), " layers (first <= last <= ", layers_.size(),
+                  ")");
+    for (std::size_t i = first; i < last; ++i) layers_[i]->set_trainable(on);
+  }
+  /// Freezes (false) or unfreezes (true) the layers from the one named `first` through the one
+  /// named `last`, both included: net.set_trainable(false, "conv2d", "flatten").
+  void set_trainable(bool on, const std::string& first, const std::string& last) {
+    const std::size_t i = index_of(first, "set_trainable"), j = index_of(last, "set_trainable");
+    FALTUNG_CHECK(i <= j, "Sequential::set_trainable: layer '", first, "' (index ", i, ") comes after layer '", last,
+                  "' (index ", j, "); name the lower layer first");
+    set_trainable(on, i, j + 1);
   }
 
   void set_training(bool on) {
@@ -237,16 +259,23 @@ class Sequential {
     return *in;
   }
 
-  /// Back-propagates dL/d(output) through every layer of the latest forward, ADDING into the
-  /// parameters' grads.
+  /// Back-propagates dL/d(output) through the layers of the latest forward, ADDING into the grads
+  /// of the trainable parameters. Only what some trainable parameter needs is computed: the pass
+  /// stops at the lowest layer with a trainable parameter, which computes no input gradient, so
+  /// the layers below it (a frozen base, with its pooling, dropout and flattening) run no
+  /// backward at all; the frozen layers above it pass the gradient on without computing their
+  /// own. With everything trainable, every layer runs, and only the first computes no dx.
   void backward(const Tensor<T>& doutput) {
     FALTUNG_CHECK(input_ != nullptr, "Sequential::backward: call forward first");
     FALTUNG_CHECK(doutput.shape() == outputs_.back().shape(), "Sequential::backward: gradient of shape ",
                   doutput.shape(), " for an output of shape ", outputs_.back().shape());
+    const std::size_t lowest = lowest_trainable();
     const Tensor<T>* dy = &doutput;
     int next = 0;  // the buffer dx goes to: the one dy is not in
-    for (std::size_t i = execution_.size(); i-- > 0;) {
+    for (std::size_t i = execution_.size(); i-- > lowest;) {
       Tensor<T>& dx = grad_buffers_[next];
+      // Set on every pass: freezing is a flag on the parameters, which may change between batches.
+      execution_[i]->set_input_grad_needed(i > lowest);
       execution_[i]->backward(i == 0 ? *input_ : outputs_[i - 1], outputs_[i], *dy, dx);
       dy = &dx;
       next ^= 1;
@@ -350,6 +379,28 @@ class Sequential {
   }
 
  private:
+  /// The position in execution_ of the lowest layer with a trainable parameter (a ConvPool has
+  /// its Conv2D's), or execution_.size() when everything is frozen. Allocation-free: the
+  /// parameters are gathered into a vector the model keeps.
+  std::size_t lowest_trainable() {
+    for (std::size_t i = 0; i < execution_.size(); ++i) {
+      layer_parameters_.clear();
+      execution_[i]->append_parameters(layer_parameters_);
+      for (const Parameter<T>* p : layer_parameters_)
+        if (p->trainable) return i;
+    }
+    return execution_.size();
+  }
+
+  std::size_t index_of(const std::string& name, const char* caller) const {
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      if (layers_[i]->name() == name) return i;
+    std::string names;
+    for (const auto& l : layers_) names += (names.empty() ? "" : ", ") + l->name();
+    detail::fail("Sequential::", caller, ": no layer named '", name, "' (the layers are: ",
+                 names.empty() ? std::string("none") : names, ")");
+  }
+
   /// Makes the execution list from the layer list (see the top of this file). Called whenever the
   /// layers change or are built: a pair is fused only once both its layers are built.
   void plan_execution() {
@@ -377,6 +428,7 @@ class Sequential {
   Tensor<T> grad_buffers_[2];        // the gradient ping-pongs between these in backward
   Tensor<T> batch_x_;                // predict's batch
   std::vector<Parameter<T>*> step_parameters_;  // see step_parameters()
+  std::vector<Parameter<T>*> layer_parameters_;  // see lowest_trainable()
   const Tensor<T>* input_ = nullptr;
   Shape input_shape_;
   bool built_ = false;
