@@ -1,6 +1,8 @@
 // Whole-network benchmarks: one training step (train_on_batch: forward, SparseCrossEntropy,
 // backward, Adam) and inference (forward in eval mode, batch 256) of the two reference networks
-// of reference_networks.hpp. benchmarks/pytorch_reference.py measures the same with PyTorch, and
+// of reference_networks.hpp; and the training step of transfer learning, with the convolutional
+// base frozen (every layer up to the Flatten), so that only the dense head trains
+// (train_frozen_base/...: no FLOP counters, the backward it skips is the point). benchmarks/pytorch_reference.py measures the same with PyTorch, and
 // benchmarks/compare.py runs both side by side.
 // items_per_second is images per second (one thread in the process's CPU time, more in wall time);
 // FLOP/s and pct_peak (% of the FMA peak at the same
@@ -87,9 +89,10 @@ void set_flop_counters(benchmark::State& state, double flops, int threads) {
   state.counters["peak_FLOP/s"] = bench::fma_peak(threads);
 }
 
-void BM_train_step(benchmark::State& state, std::string net_name, std::size_t batch, int threads) {
+void BM_train_step(benchmark::State& state, std::string net_name, std::size_t batch, int threads, bool frozen_base) {
   set_num_threads(threads);
   Sequential<float> net = make_network(net_name);
+  if (frozen_base) net.set_trainable(false, 0, net.index_of("flatten") + 1);
   Data& d = data();
   Tensor<float> x, y;
   std::size_t step = 0;
@@ -104,7 +107,7 @@ void BM_train_step(benchmark::State& state, std::string net_name, std::size_t ba
     ++step;
   }
   state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(batch));
-  set_flop_counters(state, bench::count_flops(net).training * double(batch), threads);
+  if (!frozen_base) set_flop_counters(state, bench::count_flops(net).training * double(batch), threads);
   state.counters["real_data"] = d.real ? 1 : 0;
 }
 
@@ -206,8 +209,11 @@ int main(int argc, char** argv) {
   for (int t : bench::thread_counts())
     for (const bench::ReferenceNetwork& r : bench::reference_networks()) {
       const std::string suffix = "/" + r.name + "/threads:" + std::to_string(t);
-      network_clock(benchmark::RegisterBenchmark(("train" + suffix).c_str(), BM_train_step, r.name, r.batch, t), t)
-          ->MinTime(seconds(2));
+      for (const bool frozen : {false, true}) {
+        const std::string name = (frozen ? "train_frozen_base" : "train") + suffix;
+        network_clock(benchmark::RegisterBenchmark(name.c_str(), BM_train_step, r.name, r.batch, t, frozen), t)
+            ->MinTime(seconds(2));
+      }
       network_clock(benchmark::RegisterBenchmark(("infer" + suffix).c_str(), BM_inference, r.name, t), t)
           ->MinTime(seconds(1));
     }
