@@ -130,7 +130,7 @@ void expect_frozen_backward_matches_full(const std::string& spec, const Shape& i
       ++trained;
       EXPECT_TRUE(bitwise_equal(pz[i]->grad, pf[i]->grad)) << what << ": gradient of parameter " << i;
     } else {
-      EXPECT_TRUE(holds_only(pz[i]->grad, kUntouched<T>)) << what << ": frozen parameter " << i << "'s grad was written";
+      EXPECT_TRUE(holds_only(pz[i]->grad, kUntouched<T>)) << what << ": frozen parameter " << i << "'s grad written";
     }
   }
   EXPECT_GT(trained, 0u) << what;

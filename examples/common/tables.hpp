@@ -108,6 +108,16 @@ inline void align_classes(const faltung::TabularData<float>& train, faltung::Tab
 }
 }  // namespace detail
 
+/// The --threads of an example's options: o.table.threads (the tabular examples) or o.threads.
+template <class Options>
+auto threads_option(const Options& o) -> decltype(int(o.table.threads)) {
+  return o.table.threads;
+}
+template <class Options>
+auto threads_option(const Options& o) -> decltype(int(o.threads)) {
+  return o.threads;
+}
+
 /// Parses the command line into `o` (CLI11, then `validate`) and sets the thread count. Returns
 /// -1 to go on, or the exit status when the program is done: 0 after --help, 2 after a bad
 /// option (printed).
@@ -122,7 +132,7 @@ int parse_command_line(CLI::App& app, Options& o, void (*validate)(const Options
     std::cerr << "error: " << e.what() << "\nRun with --help for the options.\n";
     return 2;
   }
-  if (o.table.threads > 0) faltung::set_num_threads(o.table.threads);
+  if (threads_option(o) > 0) faltung::set_num_threads(threads_option(o));
   return -1;
 }
 
