@@ -530,6 +530,72 @@ TEST(Optimizer, BadHyperparametersNameThemselves) {
   }
 }
 
+// The square roots of the updates: std::sqrt's bits wherever the block starts and ends (the
+// vectors and the scalar tail must agree), in float and in double.
+template <class T>
+void expect_sqrt_block_is_std_sqrt() {
+  std::vector<T> x(detail::kUpdateBlock + 32), out(x.size()), unaligned(x.size() + 1);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = T(0.000123) * T(i * i % 977) + T(i) * T(1e-9);
+  x[3] = T(0);
+  x[5] = std::numeric_limits<T>::denorm_min();
+  for (std::size_t offset : {0, 1, 3, 7, 13}) {
+    const std::size_t n = detail::kUpdateBlock - offset;
+    detail::sqrt_block(x.data() + offset, out.data(), n);
+    detail::sqrt_block(x.data() + offset, unaligned.data() + 1, n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const T want = std::sqrt(x[offset + k]);
+      ASSERT_EQ(std::memcmp(&out[k], &want, sizeof(T)), 0) << "offset " << offset << ", element " << k;
+      ASSERT_EQ(std::memcmp(&unaligned[1 + k], &want, sizeof(T)), 0) << "offset " << offset << ", element " << k;
+    }
+  }
+}
+
+TEST(Optimizer, SquareRootsAreStdSqrtBitForBit) {
+  expect_sqrt_block_is_std_sqrt<float>();
+  expect_sqrt_block_is_std_sqrt<double>();
+}
+
+// A tensor large enough to be split over the threads gives the same bits at any thread count.
+template <class T>
+std::vector<T> after_three_steps(Optimizer<T>& opt, int threads) {
+  const int saved = num_threads();
+  set_num_threads(threads);
+  Parameter<T> w("w", Shape{70001});
+  for (std::size_t i = 0; i < w.value.size(); ++i) {
+    w.value[i] = T(std::sin(double(i)));
+    w.grad[i] = T(std::cos(double(i) * 0.7)) * T(1e-3);
+  }
+  for (int step = 0; step < 3; ++step) opt.step({&w});
+  set_num_threads(saved);
+  return std::vector<T>(w.value.begin(), w.value.end());
+}
+
+template <class T>
+void expect_same_bits_on_any_thread_count() {
+  const auto run = [](int threads) {
+    Adam<T> adam;
+    RMSProp<T> rmsprop(RMSPropOptions().centered(true).momentum(0.5));
+    Adagrad<T> adagrad;
+    std::vector<T> all = after_three_steps<T>(adam, threads);
+    for (Optimizer<T>* opt : std::initializer_list<Optimizer<T>*>{&rmsprop, &adagrad}) {
+      const std::vector<T> w = after_three_steps<T>(*opt, threads);
+      all.insert(all.end(), w.begin(), w.end());
+    }
+    return all;
+  };
+  const std::vector<T> one = run(1);
+  for (int threads : {2, 3}) {
+    const std::vector<T> other = run(threads);
+    ASSERT_EQ(one.size(), other.size());
+    EXPECT_EQ(std::memcmp(one.data(), other.data(), one.size() * sizeof(T)), 0) << threads << " threads";
+  }
+}
+
+TEST(Optimizer, LargeTensorsGiveTheSameBitsOnAnyThreadCount) {
+  expect_same_bits_on_any_thread_count<float>();
+  expect_same_bits_on_any_thread_count<double>();
+}
+
 // What epsilon > 0 protects: a weight that never had a gradient stays put, not NaN.
 TEST(Optimizer, AWeightWithoutGradientStaysFinite) {
   Parameter<double> w("w", Shape{2});

@@ -31,8 +31,13 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#if defined(__SSE2__) || defined(__AVX__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "faltung/config.hpp"
 #include "faltung/kernels/blocks.hpp"
@@ -178,14 +183,34 @@ namespace detail {
 /// buffer of this size on the stack, small enough to stay in L1 between the loops.
 constexpr std::size_t kUpdateBlock = 256;
 
-/// out[k] = sqrt(x[k]) for k < n <= kUpdateBlock, vectorised. A loop of std::sqrt is not: the
-/// call may set errno (GCC's default -fmath-errno), so the compiler keeps it scalar with a
-/// branch per element. Eigen's packet sqrt is the hardware's, correctly rounded like std::sqrt,
-/// so the results are the same bits.
+/// out[k] = sqrt(x[k]) for k < n, vectorised and with std::sqrt's bits. A loop of std::sqrt is
+/// not vectorised: the call may set errno (GCC's default -fmath-errno), so the compiler keeps it
+/// scalar with a branch per element. Eigen's packet sqrt is no substitute: under
+/// EIGEN_FAST_MATH, Eigen's default, it is an approximation (rsqrt and a Newton step) for float,
+/// and for double with AVX-512, applied to the elements Eigen reaches in whole packets, which
+/// depends on the buffer's address; the same step then gave other bits on another thread or in
+/// another build. The square-root instructions are correctly rounded, as std::sqrt is, so any
+/// split between vectors and the scalar tail gives the same bits.
 template <class T>
 void sqrt_block(const T* x, T* out, std::size_t n) {
-  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-  Eigen::Map<Array>(out, Eigen::Index(n)) = Eigen::Map<const Array>(x, Eigen::Index(n)).sqrt();
+  std::size_t k = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value)
+    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + k, _mm512_sqrt_ps(_mm512_loadu_ps(x + k)));
+  if constexpr (std::is_same<T, double>::value)
+    for (; k + 8 <= n; k += 8) _mm512_storeu_pd(out + k, _mm512_sqrt_pd(_mm512_loadu_pd(x + k)));
+#elif defined(__AVX__)
+  if constexpr (std::is_same<T, float>::value)
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, _mm256_sqrt_ps(_mm256_loadu_ps(x + k)));
+  if constexpr (std::is_same<T, double>::value)
+    for (; k + 4 <= n; k += 4) _mm256_storeu_pd(out + k, _mm256_sqrt_pd(_mm256_loadu_pd(x + k)));
+#elif defined(__SSE2__)
+  if constexpr (std::is_same<T, float>::value)
+    for (; k + 4 <= n; k += 4) _mm_storeu_ps(out + k, _mm_sqrt_ps(_mm_loadu_ps(x + k)));
+  if constexpr (std::is_same<T, double>::value)
+    for (; k + 2 <= n; k += 2) _mm_storeu_pd(out + k, _mm_sqrt_pd(_mm_loadu_pd(x + k)));
+#endif
+  for (; k < n; ++k) out[k] = std::sqrt(x[k]);
 }
 
 /// Runs body(k0, k1, root) over [0, n) in blocks of kUpdateBlock elements, root being a
