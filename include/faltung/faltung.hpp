@@ -30,6 +30,7 @@
 #include "faltung/io/atomic_file.hpp"
 #include "faltung/io/model_file.hpp"
 #include "faltung/io/load_model.hpp"
+#include "faltung/model/inference_model.hpp"
 
 #include "faltung/data/idx.hpp"
 #include "faltung/data/fashion_mnist.hpp"

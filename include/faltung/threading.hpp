@@ -1,12 +1,15 @@
 #pragma once
 // How many threads faltung's kernels use. OMP_NUM_THREADS is respected, because OpenMP reads
-// it at start-up; set_num_threads() overrides it for the whole process.
+// it at start-up; set_num_threads() overrides it for the calling thread and the kernels it runs.
+// OpenMP keeps the count per thread: a std::thread started later begins again at
+// OMP_NUM_THREADS (or the core count), whatever another thread has set.
 
 #include "faltung/config.hpp"
 
 namespace faltung {
 
-/// Sets the number of threads of every faltung kernel (and of OpenMP in general).
+/// Sets the number of threads of every faltung kernel (and of OpenMP in general) that the
+/// calling thread runs. In a single-threaded program that is every kernel.
 inline void set_num_threads(int n) {
   FALTUNG_CHECK(n >= 1, "set_num_threads: need at least one thread, got ", n);
 #if FALTUNG_HAS_OPENMP
@@ -42,5 +45,26 @@ inline int thread_count() {
   return 1;
 #endif
 }
+
+/// Sets the calling thread's kernel thread count (set_num_threads) for the guard's lifetime and
+/// restores the count it had after, also when an exception leaves the scope.
+class ScopedNumThreads {
+ public:
+  explicit ScopedNumThreads(int n) : saved_(num_threads()) {
+    if (n != saved_) {
+      set_num_threads(n);
+      changed_ = true;
+    }
+  }
+  ~ScopedNumThreads() {
+    if (changed_) set_num_threads(saved_);
+  }
+  ScopedNumThreads(const ScopedNumThreads&) = delete;
+  ScopedNumThreads& operator=(const ScopedNumThreads&) = delete;
+
+ private:
+  int saved_;
+  bool changed_ = false;
+};
 
 }  // namespace faltung

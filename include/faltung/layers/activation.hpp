@@ -40,12 +40,8 @@ class ActivationLayer : public Layer<T> {
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<ActivationLayer<T>>(*this); }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    y.resize(x.shape());
-    std::size_t outer, axis, inner;
-    layout(x.shape(), outer, axis, inner);
-    kernels::activation_forward(f_, x.data(), y.data(), outer, axis, inner);
-  }
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>&) const override { apply(x, y); }
 
   void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
@@ -55,6 +51,13 @@ class ActivationLayer : public Layer<T> {
   }
 
  private:
+  void apply(const Tensor<T>& x, Tensor<T>& y) const {
+    y.resize(x.shape());
+    std::size_t outer, axis, inner;
+    layout(x.shape(), outer, axis, inner);
+    kernels::activation_forward(f_, x.data(), y.data(), outer, axis, inner);
+  }
+
   static void layout(const Shape& s, std::size_t& outer, std::size_t& axis, std::size_t& inner) {
     outer = s[0];
     axis = s[1];

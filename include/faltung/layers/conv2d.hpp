@@ -90,7 +90,9 @@ class Conv2D : public Layer<T> {
   kernels::Conv2DParams params(std::size_t batch) const { return params_for(this->input_shape_, batch); }
   /// The kernel (filters, C, KH, KW), and the bias (filters), null without one.
   Parameter<T>& kernel() { return kernel_; }
+  const Parameter<T>& kernel() const { return kernel_; }
   Parameter<T>* bias() { return options_.use_bias_ ? &bias_ : nullptr; }
+  const Parameter<T>* bias() const { return options_.use_bias_ ? &bias_ : nullptr; }
   /// Where backward adds dW (filters, C, KH, KW) and db (filters): null for what is not
   /// needed. A frozen parameter's gradient is not (see layer.hpp), except that db is computed in
   /// dW's pass over the batch, so a frozen kernel under a trainable bias still gets its dW.
@@ -127,15 +129,13 @@ class Conv2D : public Layer<T> {
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Conv2D<T>>(*this); }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
-    y.resize(this->output_shape_.with_batch(p.batch));
-    // ReLU is fused into the convolution's store; other activations take a pass of their own.
-    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
-    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
-                            y.data(), workspace_, fused_relu);
-    if (!fused_relu)
-      kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y, workspace_); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>& ws) const override { apply(x, y, ws.buffer); }
+
+  void release_training_state() override {
+    Layer<T>::release_training_state();
+    dz_ = Tensor<T>();
+    workspace_ = Tensor<T>();
   }
 
   void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
@@ -155,6 +155,19 @@ class Conv2D : public Layer<T> {
   }
 
  private:
+  /// The forward pass with the convolution's buffers in `workspace`: forward passes the layer's
+  /// own, infer the caller's.
+  void apply(const Tensor<T>& x, Tensor<T>& y, Tensor<T>& workspace) const {
+    const kernels::Conv2DParams p = params_for(this->input_shape_, x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    // ReLU is fused into the convolution's store; other activations take a pass of their own.
+    const bool fused_relu = options_.activation_.kind == ActivationKind::ReLU;
+    kernels::conv2d_forward(p, x.data(), kernel_.value.data(), options_.use_bias_ ? bias_.value.data() : nullptr,
+                            y.data(), workspace, fused_relu);
+    if (!fused_relu)
+      kernels::activation_forward(options_.activation_, y.data(), y.data(), p.batch, p.out_channels, p.out_pixels());
+  }
+
   kernels::Conv2DParams params_for(const Shape& in, std::size_t batch) const {
     FALTUNG_CHECK(in.rank() == 3, "Conv2D expects a per-sample input (channels, height, width), got ", in);
     kernels::Conv2DParams p;

@@ -44,6 +44,26 @@ class ConvPool : public Layer<T> {
     return std::unique_ptr<Layer<T>>(new ConvPool<T>(conv, pool));
   }
 
+  /// The execution list of a layer list: the layers in order, each pair that fuse() accepts
+  /// replaced by its ConvPool, which `rewritten` owns. Sequential and InferenceModel run their
+  /// layers this way.
+  static void plan(const std::vector<std::unique_ptr<Layer<T>>>& layers, std::vector<Layer<T>*>& execution,
+                   std::vector<std::unique_ptr<Layer<T>>>& rewritten) {
+    execution.clear();
+    rewritten.clear();
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      std::unique_ptr<Layer<T>> pair;
+      if (i + 1 < layers.size()) pair = fuse(*layers[i], *layers[i + 1]);
+      if (pair) {
+        rewritten.push_back(std::move(pair));
+        execution.push_back(rewritten.back().get());
+        ++i;
+      } else {
+        execution.push_back(layers[i].get());
+      }
+    }
+  }
+
   std::string type() const override { return "ConvPool"; }
   std::string default_name() const override { return "conv_pool"; }
   Shape output_shape(const Shape& in) const override { return pool_->output_shape(conv_->output_shape(in)); }
@@ -61,16 +81,15 @@ class ConvPool : public Layer<T> {
   }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    const kernels::Conv2DParams p = conv_->params(x.dim(0));
-    y.resize(this->output_shape_.with_batch(p.batch));
-    argmax_.resize(y.size());  // grows once, then reused: capacity is kept
-    kernels::FusedMaxPool<T> pool;
-    pool.p = pool_->params(p.batch);
-    pool.out = y.data();
-    pool.argmax = argmax_.data();
-    kernels::conv2d_forward(p, x.data(), conv_->kernel().value.data(), bias_value(), static_cast<T*>(nullptr),
-                            workspace_, relu(), &pool);
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y, argmax_, workspace_); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>& ws) const override {
+    apply(x, y, ws.argmax, ws.buffer);
+  }
+
+  void release_training_state() override {
+    Layer<T>::release_training_state();
+    std::vector<std::int32_t>().swap(argmax_);
+    workspace_ = Tensor<T>();
   }
 
   void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
@@ -95,9 +114,24 @@ class ConvPool : public Layer<T> {
     this->set_input_grad_needed(conv.input_grad_needed());
   }
 
+  /// The fused forward pass, with the pool's winners in `argmax` and the convolution's buffers in
+  /// `workspace`: forward passes the layer's own, infer the caller's.
+  void apply(const Tensor<T>& x, Tensor<T>& y, std::vector<std::int32_t>& argmax, Tensor<T>& workspace) const {
+    const Conv2D<T>& conv = *conv_;
+    const kernels::Conv2DParams p = conv.params(x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    argmax.resize(y.size());  // grows once, then reused: capacity is kept
+    kernels::FusedMaxPool<T> pool;
+    pool.p = pool_->params(p.batch);
+    pool.out = y.data();
+    pool.argmax = argmax.data();
+    kernels::conv2d_forward(p, x.data(), conv.kernel().value.data(), bias_value(), static_cast<T*>(nullptr),
+                            workspace, relu(), &pool);
+  }
+
   bool relu() const { return conv_->options().activation_.kind == ActivationKind::ReLU; }
   const T* bias_value() const {
-    const Parameter<T>* bias = conv_->bias();
+    const Parameter<T>* bias = static_cast<const Conv2D<T>&>(*conv_).bias();
     return bias ? bias->value.data() : nullptr;
   }
 

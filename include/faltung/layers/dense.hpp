@@ -85,12 +85,13 @@ class Dense : public Layer<T> {
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dense<T>>(*this); }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    const std::size_t n = x.dim(0), units = options_.units_;
-    y.resize(Shape{n, units});
-    kernels::dense_forward(x.data(), kernel_.value.data(), y.data(), n, this->input_shape_[0], units);
-    if (options_.use_bias_) y.as_matrix(n, units).rowwise() += bias_.value.as_vector().transpose();
-    kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>&) const override { apply(x, y); }
+
+  void release_training_state() override {
+    Layer<T>::release_training_state();
+    dz_ = Tensor<T>();
+    transposed_kernel_ = Tensor<T>();
   }
 
   void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) override {
@@ -112,6 +113,15 @@ class Dense : public Layer<T> {
   }
 
  private:
+  /// The forward pass, which keeps nothing in the layer: forward and infer both run it.
+  void apply(const Tensor<T>& x, Tensor<T>& y) const {
+    const std::size_t n = x.dim(0), units = options_.units_;
+    y.resize(Shape{n, units});
+    kernels::dense_forward(x.data(), kernel_.value.data(), y.data(), n, this->input_shape_[0], units);
+    if (options_.use_bias_) y.as_matrix(n, units).rowwise() += bias_.value.as_vector().transpose();
+    kernels::activation_forward(options_.activation_, y.data(), y.data(), n, units, 1);
+  }
+
   DenseOptions options_;
   Parameter<T> kernel_, bias_;
   Tensor<T> dz_;  // (N, units) gradient before the activation; reused across batches

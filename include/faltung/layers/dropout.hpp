@@ -44,17 +44,26 @@ class Dropout : public Layer<T> {
 
  protected:
   void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    y.resize(x.shape());
     if (!this->training() || rate_ == 0.0) {
-      kernels::parallel_copy(x.data(), x.size(), y.data());
+      copy(x, y);
       masked_ = false;
       return;
     }
+    y.resize(x.shape());
     keep_.resize(x.size());  // grows once, then reused: capacity is kept
     // Each call takes a fresh, non-overlapping block of the counter space.
     kernels::dropout_forward(x.data(), y.data(), keep_.data(), x.size(), rate_, seed_);
     if (!repeat_mask_) seed_ = splitmix64(seed_ ^ 0xD1B54A32D192ED03ull);
     masked_ = true;
+  }
+
+  /// The identity, as forward in inference mode.
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>&) const override { copy(x, y); }
+
+  void release_training_state() override {
+    Layer<T>::release_training_state();
+    std::vector<std::uint8_t>().swap(keep_);
+    masked_ = false;
   }
 
   void backward_impl(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
@@ -66,6 +75,11 @@ class Dropout : public Layer<T> {
   }
 
  private:
+  static void copy(const Tensor<T>& x, Tensor<T>& y) {
+    y.resize(x.shape());
+    kernels::parallel_copy(x.data(), x.size(), y.data());
+  }
+
   double rate_;
   std::uint64_t seed_ = 0;
   bool masked_ = false;

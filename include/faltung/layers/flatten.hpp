@@ -24,14 +24,18 @@ class Flatten : public Layer<T> {
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Flatten<T>>(*this); }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    y.resize(this->output_shape_.with_batch(x.dim(0)));
-    kernels::parallel_copy(x.data(), x.size(), y.data());
-  }
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>&) const override { apply(x, y); }
 
   void backward_impl(const Tensor<T>&, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
     if (!this->input_grad_needed()) return;
     kernels::parallel_copy(dy.data(), dy.size(), dx.data());
+  }
+
+ private:
+  void apply(const Tensor<T>& x, Tensor<T>& y) const {
+    y.resize(this->output_shape_.with_batch(x.dim(0)));
+    kernels::parallel_copy(x.data(), x.size(), y.data());
   }
 };
 

@@ -35,8 +35,17 @@
 //                  is not sized, and an implementation that writes it must size it itself)
 // and a wrong tensor from a user's own training loop is an error naming the layer and both
 // shapes, not a read or write past the end of a buffer the layer kept from forward.
+//
+// infer(x, y, ws) is forward in inference mode for a model that many threads share
+// (model/inference_model.hpp): const, it reads only the weights and writes only y and the
+// workspace `ws` the caller owns, so several threads may call it on one layer at once, each
+// with its own workspace. The built-in layers override infer_impl with the same arithmetic as
+// their forward_impl (bitwise the same y); a layer that does not override it still works: the
+// default runs its forward_impl in inference mode, one thread at a time (a lock per layer).
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +54,27 @@
 #include "faltung/tensor.hpp"
 
 namespace faltung {
+
+template <class T>
+class InferenceModel;
+
+/// The buffers one inference call of a layer needs besides its weights (see Layer::infer): what
+/// forward keeps in the layer itself, held by the caller instead. Grown on first use, then reused.
+template <class T>
+struct LayerWorkspace {
+  Tensor<T> buffer;                  ///< a convolution's im2col and per-thread buffers
+  std::vector<std::int32_t> argmax;  ///< a max pooling's winning pixels (inference discards them)
+};
+
+namespace detail {
+/// A mutex that a copy does not share: a copied layer gets a lock of its own.
+struct OwnMutex {
+  std::mutex m;
+  OwnMutex() = default;
+  OwnMutex(const OwnMutex&) {}
+  OwnMutex& operator=(const OwnMutex&) { return *this; }
+};
+}  // namespace detail
 
 template <class T>
 class Layer {
@@ -73,14 +103,20 @@ class Layer {
 
   /// y (N, out...) = the layer applied to x (N, in...); see the contract above.
   void forward(const Tensor<T>& x, Tensor<T>& y) {
-    FALTUNG_CHECK(built_, type(), " '", name_, "': forward before build");
-    FALTUNG_CHECK(is_batch_of(x.shape(), input_shape_), type(), " '", name_,
-                  "': forward: expected an input (N, ...) with per-sample shape ", input_shape_, ", got ", x.shape());
+    check_input(x, "forward");
     forward_batch_ = no_forward;  // until forward_impl has finished
     forward_impl(x, y);
-    FALTUNG_CHECK(y.shape() == output_shape_.with_batch(x.dim(0)), type(), " '", name_, "': forward produced ",
-                  y.shape(), " for the output shape ", output_shape_, " it was built with");
+    check_output(x, y, "forward");
     forward_batch_ = x.dim(0);
+  }
+
+  /// y (N, out...) = the layer applied to x (N, in...) in inference mode, whatever training()
+  /// says, with `ws` holding what forward would keep in the layer. Const and safe to call from
+  /// several threads at once on one layer, each with its own workspace; see the contract above.
+  void infer(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>& ws) const {
+    check_input(x, "infer");
+    infer_impl(x, y, ws);
+    check_output(x, y, "infer");
   }
 
   /// Adds dL/dparam into the parameters' grads and writes dL/dx into dx, from x and y of the
@@ -152,6 +188,33 @@ class Layer {
   virtual void forward_impl(const Tensor<T>& x, Tensor<T>& y) = 0;
   /// The layer's gradients, called by backward() once x, y and dy are checked and dx is sized.
   virtual void backward_impl(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx) = 0;
+  /// Inference, called by infer() once x is checked: y resized to (N, out...) and computed as
+  /// forward_impl computes it in inference mode, reading only the weights, writing only y and
+  /// ws. The default runs forward_impl itself, under a lock of the layer's, for a layer that
+  /// does not override this (a user's own): correct, but one thread at a time.
+  virtual void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>& ws) const {
+    (void)ws;
+    std::lock_guard<std::mutex> lock(infer_lock_.m);
+    Layer& self = const_cast<Layer&>(*this);  // every layer object is created non-const
+    const bool was_training = training_;
+    self.training_ = false;
+    try {
+      self.forward_impl(x, y);
+    } catch (...) {
+      self.training_ = was_training;
+      throw;
+    }
+    self.training_ = was_training;
+  }
+
+  /// Frees what only training needs, for a layer that will only infer (InferenceModel): every
+  /// parameter's grad and the buffers forward and backward keep. A layer with buffers of its
+  /// own overrides it (and calls this one). Afterwards the layer must not run backward; an
+  /// InferenceModel never does.
+  virtual void release_training_state() {
+    for (Parameter<T>* p : parameters()) p->grad = Tensor<T>();
+    forward_batch_ = no_forward;  // backward now refuses: there is no forward to go back through
+  }
 
   Shape input_shape_, output_shape_;
   bool built_ = false;
@@ -160,7 +223,20 @@ class Layer {
   std::string name_;
 
  private:
+  template <class>
+  friend class InferenceModel;  // calls release_training_state on its own copies of the layers
+
   static constexpr std::size_t no_forward = std::size_t(-1);
+
+  void check_input(const Tensor<T>& x, const char* entry) const {
+    FALTUNG_CHECK(built_, type(), " '", name_, "': ", entry, " before build");
+    FALTUNG_CHECK(is_batch_of(x.shape(), input_shape_), type(), " '", name_, "': ", entry,
+                  ": expected an input (N, ...) with per-sample shape ", input_shape_, ", got ", x.shape());
+  }
+  void check_output(const Tensor<T>& x, const Tensor<T>& y, const char* entry) const {
+    FALTUNG_CHECK(y.shape() == output_shape_.with_batch(x.dim(0)), type(), " '", name_, "': ", entry, " produced ",
+                  y.shape(), " for the output shape ", output_shape_, " it was built with");
+  }
 
   /// Whether `batch` is (N, per_sample...) for some N.
   static bool is_batch_of(const Shape& batch, const Shape& per_sample) {
@@ -168,6 +244,7 @@ class Layer {
   }
 
   std::size_t forward_batch_ = no_forward;  // N of the latest completed forward
+  mutable detail::OwnMutex infer_lock_;    // serialises the default infer_impl
 };
 
 }  // namespace faltung

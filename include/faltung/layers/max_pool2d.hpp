@@ -74,11 +74,12 @@ class MaxPool2D : public Layer<T> {
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<MaxPool2D<T>>(*this); }
 
  protected:
-  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override {
-    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
-    y.resize(this->output_shape_.with_batch(p.batch));
-    argmax_.resize(y.size());  // grows once, then reused: capacity is kept
-    kernels::max_pool2d_forward(p, x.data(), y.data(), argmax_.data());
+  void forward_impl(const Tensor<T>& x, Tensor<T>& y) override { apply(x, y, argmax_); }
+  void infer_impl(const Tensor<T>& x, Tensor<T>& y, LayerWorkspace<T>& ws) const override { apply(x, y, ws.argmax); }
+
+  void release_training_state() override {
+    Layer<T>::release_training_state();
+    std::vector<std::int32_t>().swap(argmax_);
   }
 
   void backward_impl(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>& dx) override {
@@ -88,6 +89,15 @@ class MaxPool2D : public Layer<T> {
   }
 
  private:
+  /// The forward pass, the winning pixels into `argmax`: forward keeps them for backward, infer
+  /// writes them into the caller's workspace.
+  void apply(const Tensor<T>& x, Tensor<T>& y, std::vector<std::int32_t>& argmax) const {
+    const kernels::Pool2DParams p = params_for(this->input_shape_, x.dim(0));
+    y.resize(this->output_shape_.with_batch(p.batch));
+    argmax.resize(y.size());  // grows once, then reused: capacity is kept
+    kernels::max_pool2d_forward(p, x.data(), y.data(), argmax.data());
+  }
+
   kernels::Pool2DParams params_for(const Shape& in, std::size_t batch) const {
     FALTUNG_CHECK(in.rank() == 3, "MaxPool2D expects a per-sample input (channels, height, width), got ", in);
     kernels::Pool2DParams p;

@@ -152,7 +152,8 @@ class Sequential {
   const Shape& input_shape() const { return input_shape_; }
   Shape output_shape() const { return layers_.empty() ? input_shape_ : layers_.back()->output_shape(); }
   std::size_t size() const { return layers_.size(); }
-  Layer<T>& layer(std::size_t i) {
+  Layer<T>& layer(std::size_t i) { return const_cast<Layer<T>&>(std::as_const(*this).layer(i)); }
+  const Layer<T>& layer(std::size_t i) const {
     FALTUNG_CHECK(i < layers_.size(), "Sequential::layer: index ", i, " out of range (", layers_.size(), " layers)");
     return *layers_[i];
   }
@@ -294,6 +295,8 @@ class Sequential {
   Optimizer<T>& optimizer() { return trainer_.optimizer(); }
   /// The compiled loss: its name, and how the outputs become probabilities (output_activation).
   const Loss<T>& loss() const { return trainer_.loss(); }
+  /// What predict applies to the outputs: the loss's output activation, Linear before compile.
+  Activation output_activation() const { return trainer_.output_activation(); }
 
   using BatchResult = faltung::BatchResult;
 
@@ -324,29 +327,13 @@ class Sequential {
     FALTUNG_CHECK(built_, "Sequential::predict: build the model first");
     detail::check_batch_size("Sequential::predict", batch_size);
     set_training(false);
-    const std::size_t n = x.dim(0);
-    Tensor<T> result(output_shape().with_batch(n));
-    const std::size_t per_sample = output_shape().numel();
-    for (std::size_t first = 0; first < n; first += batch_size) {
-      const std::size_t count = std::min(batch_size, n - first);
-      detail::slice_rows(x, first, count, batch_x_);
-      const Tensor<T>& out = forward(batch_x_);
-      T* dst = result.data() + first * per_sample;
-      kernels::activation_forward(trainer_.output_activation(), out.data(), dst, count, out.dim(1), per_sample / out.dim(1));
-    }
-    return result;
+    return detail::predict_in_batches(x, batch_size, output_shape(), trainer_.output_activation(), batch_x_,
+                                      [this](const Tensor<T>& batch) -> const Tensor<T>& { return forward(batch); });
   }
 
   /// The index of the largest output of each sample.
   std::vector<int> predict_classes(const Tensor<T>& x, std::size_t batch_size = 256) {
-    const Tensor<T> p = predict(x, batch_size);
-    const std::size_t n = p.dim(0), k = p.size() / std::max<std::size_t>(n, 1);
-    std::vector<int> classes(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const T* row = p.data() + i * k;
-      classes[i] = int(std::max_element(row, row + k) - row);
-    }
-    return classes;
+    return detail::argmax_rows(predict(x, batch_size));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -404,19 +391,7 @@ class Sequential {
   /// Makes the execution list from the layer list (see the top of this file). Called whenever the
   /// layers change or are built: a pair is fused only once both its layers are built.
   void plan_execution() {
-    execution_.clear();
-    rewritten_.clear();
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      std::unique_ptr<Layer<T>> pair;
-      if (i + 1 < layers_.size()) pair = ConvPool<T>::fuse(*layers_[i], *layers_[i + 1]);
-      if (pair) {
-        rewritten_.push_back(std::move(pair));
-        execution_.push_back(rewritten_.back().get());
-        ++i;
-      } else {
-        execution_.push_back(layers_[i].get());
-      }
-    }
+    ConvPool<T>::plan(layers_, execution_, rewritten_);
     outputs_.resize(execution_.size());
     input_ = nullptr;  // the outputs of an earlier forward no longer match the list
   }
