@@ -365,6 +365,8 @@ template <class Model, class T>
 void restore_checkpoint(Model& m, const Checkpoint<T>& c) {
   const std::string& path = c.state_path;
   auto refuse = [&](const auto&... what) { detail::fail("cannot resume from '", path, "': ", what...); };
+  // Another architecture first, in load_weights's words (it throws before changing anything).
+  if (m.spec() != c.model.spec || !m.built() || m.input_shape() != c.model.input_shape) load_weights(m, c.model);
   Optimizer<T>& opt = m.optimizer();
   if (opt.name() != c.optimizer_name)
     refuse("it holds the state of ", c.optimizer_config, ", but the model was compiled with ", opt.config());
@@ -377,6 +379,12 @@ void restore_checkpoint(Model& m, const Checkpoint<T>& c) {
     trial->restore(c.iterations, c.base_learning_rate, c.layout, c.slots);
   } catch (const Error& e) {
     refuse(e.what());
+  }
+  if (!c.layout.empty()) {
+    const auto params = m.parameters();
+    bool same = params.size() == c.layout.size();
+    for (std::size_t i = 0; same && i < params.size(); ++i) same = params[i]->value.shape() == c.layout[i];
+    if (!same) refuse("the optimizer's state is for ", c.layout.size(), " parameters of other shapes than the model's ", params.size());
   }
   if (m.size() != c.layer_names.size())
     refuse("it holds the random streams of ", c.layer_names.size(), " layers, the model has ", m.size());

@@ -6,7 +6,9 @@
 //
 //   fit        split off the validation data; per epoch: shuffle, then per batch gather the
 //              rows, snapshot the weights (NaN policy), train_on_batch, report; then validate,
-//              record the History and let the callbacks stop the run.
+//              record the History and let the callbacks stop the run. With BackupAndRestore,
+//              it resumes from a checkpoint after the callbacks' on_train_begin and writes one
+//              after their on_epoch_end (io/training_state.hpp).
 //   train_on_batch  forward in training mode, loss and its gradient, zero the grads, backward,
 //              one optimizer step.
 //   evaluate   forward in inference mode over batches, mean loss and accuracy.
