@@ -567,6 +567,62 @@ TEST(FashionMnistExample, OneRunWritesEveryOutput) {
   std::filesystem::remove_all(dir);
 }
 
+/// The bytes of a file.
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// --checkpoint-dir, interrupted after 2 of 3 epochs, then --resume: the run continues where it
+// stopped and saves bitwise the model of the uninterrupted run (dropout and shuffling on).
+TEST(FashionMnistExample, AnInterruptedRunResumesWhereItStopped) {
+  SKIP_WITHOUT_DATA();
+  test::TempDir tmp;
+  const std::vector<const char*> tiny = {"--arch", "conv:2:3:relu,pool:2,drop:0.2,flatten,dense:10", "--train-size",
+                                         "300", "--batch", "32", "--verbose", "0", "--threads", "1"};
+  auto config = [&](std::vector<const char*> more) {
+    more.insert(more.begin(), tiny.begin(), tiny.end());
+    return parse(more);
+  };
+  std::ostringstream log;
+  const fmnist::Config whole_config = config({"--epochs", "3"});
+  const fmnist::RunResult whole = fmnist::train_and_report(whole_config, data(), tmp.path("whole"), log);
+
+  const std::string ckpt = tmp.path("ckpt");
+  const fmnist::Config first = config({"--epochs", "2", "--checkpoint-dir", ckpt.c_str()});
+  fmnist::train_and_report(first, data(), tmp.path("first"), log);
+  EXPECT_TRUE(checkpoint_exists(ckpt));
+  // The directory is taken now: a second fresh run there would overwrite the checkpoint.
+  EXPECT_THROW(config({"--epochs", "3", "--checkpoint-dir", ckpt.c_str()}), fmnist::ConfigError);
+
+  const fmnist::Config again = config({"--epochs", "3", "--resume", ckpt.c_str()});
+  std::ostringstream resume_log;
+  const fmnist::RunResult resumed = fmnist::train_and_report(again, data(), tmp.path("resumed"), resume_log);
+  EXPECT_NE(resume_log.str().find("Resuming from the checkpoint in " + ckpt), std::string::npos) << resume_log.str();
+  EXPECT_EQ(resumed.history.epochs(), 3u);
+  EXPECT_EQ(resumed.history.loss, whole.history.loss);
+  EXPECT_EQ(resumed.test.accuracy, whole.test.accuracy);
+  EXPECT_EQ(file_bytes(tmp.path("resumed") + "/model.faltung"), file_bytes(tmp.path("whole") + "/model.faltung"));
+  EXPECT_EQ(read_checkpoint<float>(ckpt).progress.epoch, 3);
+}
+
+TEST(FashionMnistOptions, ResumeNeedsACheckpointAndOneDirectory) {
+  test::TempDir tmp;
+  const std::string empty = tmp.path("empty");
+  std::filesystem::create_directories(empty);
+  auto message = [](std::vector<const char*> args) {
+    try {
+      parse(args);
+    } catch (const fmnist::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message({"--resume", empty.c_str()}).find("holds no checkpoint"), std::string::npos);
+  EXPECT_NE(message({"--checkpoint-dir", "a", "--sweep", "runs.txt"}).find("not to --sweep"), std::string::npos);
+  EXPECT_NO_THROW(parse({"--checkpoint-dir", empty.c_str()}));
+}
+
 #ifdef FALTUNG_TEST_FASHION_MNIST_PROGRAM
 // ---------------------------------------------------------------------------------------------
 // fashion_mnist --predict, the program itself, on a tiny saved model and pictures written here

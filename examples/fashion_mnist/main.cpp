@@ -7,6 +7,7 @@
 //   fashion_mnist --arch conv:16:3:same:relu,pool:2,flatten,dense:10 --epochs 3
 //   fashion_mnist --sweep runs.txt --out sweep_out
 //   fashion_mnist --predict fashion_mnist_out/model.faltung shirt.jpg boot.png
+//   fashion_mnist --checkpoint-dir ckpt     (interrupted)   then   fashion_mnist --resume ckpt
 //
 // The pieces: options.hpp (command line, presets, sweep files), run.hpp (one run), report.hpp
 // (results.md, sweep tables), plots.hpp and ../common/svg_plot.hpp (the SVG plots), predict.hpp
@@ -164,6 +165,8 @@ const char* footer() {
   fashion_mnist --arch conv:16:3:same:relu,pool:2,flatten,dense:64:relu,dense:10 --summary-only
   fashion_mnist --sweep runs.txt --out sweep_out
   fashion_mnist --predict fashion_mnist_out/model.faltung shirt.jpg boot.png    your own pictures
+  fashion_mnist --checkpoint-dir ckpt             a checkpoint after every epoch; if interrupted,
+  fashion_mnist --resume ckpt                     ... continue where it stopped (same options)
 
 Architecture language (--arch), layers separated by commas:
   conv:FILTERS:KERNEL[:same|valid|pN][:sN][:ACTIVATION]   e.g. conv:32:3:same:relu, conv:64:5x5:s2

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include <faltung/io/training_state.hpp>
 #include <faltung/text.hpp>
 
 #include "common/cli.hpp"
@@ -76,6 +77,11 @@ struct Config {
   bool summary_only = false;
   std::string sweep;
   std::vector<std::string> predict;  ///< --predict MODEL IMAGE...: the model file, then the pictures
+  std::string checkpoint_dir;        ///< --checkpoint-dir: a checkpoint there after every epoch
+  std::string resume;                ///< --resume: continue from the checkpoint there (and keep writing it)
+
+  /// Where the checkpoints go: --resume's directory or --checkpoint-dir's; "" for none.
+  const std::string& checkpoints() const { return resume.empty() ? checkpoint_dir : resume; }
 
   /// The long names of the options given explicitly (on the command line or the sweep line),
   /// which a preset must not override.
@@ -103,7 +109,8 @@ inline const std::vector<std::string>& training_option_names() {
 /// The options only the command line may set.
 inline const std::vector<std::string>& program_option_names() {
   static const std::vector<std::string> names = {"--data",         "--out",   "--threads", "--verbose",
-                                                 "--summary-only", "--sweep", "--predict"};
+                                                 "--summary-only", "--sweep", "--predict",
+                                                 "--checkpoint-dir", "--resume"};
   return names;
 }
 
@@ -228,6 +235,18 @@ inline void add_program_options(CLI::App& app, Config& c) {
       ->expected(2, -1)
       ->type_name("MODEL IMAGE...")
       ->group(group);
+  app.add_option("--checkpoint-dir", c.checkpoint_dir,
+                 "Write a checkpoint into DIR (created) at the end of every epoch: model.faltung and "
+                 "training_state.faltung (optimizer state, random generators, epoch, history), from which "
+                 "--resume DIR continues an interrupted run")
+      ->type_name("DIR")
+      ->group(group);
+  app.add_option("--resume", c.resume,
+                 "Continue an interrupted run from the checkpoint in DIR (written by --checkpoint-dir), "
+                 "with the same training options, up to --epochs; it ends with the weights the "
+                 "uninterrupted run would have had. Checkpoints keep going to DIR")
+      ->type_name("DIR")
+      ->group(group);
 }
 
 /// Records which options were given in the latest parse of `app`.
@@ -275,6 +294,25 @@ inline void validate(const Config& c) {
   }
 }
 
+/// --checkpoint-dir and --resume: one run's checkpoints, in one directory. Throws ConfigError.
+inline void validate_checkpoints(const Config& c) {
+  if (!c.sweep.empty() && !c.checkpoints().empty())
+    throw ConfigError(std::string(c.resume.empty() ? "--checkpoint-dir" : "--resume") +
+                      " applies to a single run, not to --sweep");
+  if (!c.resume.empty()) {
+    if (!c.checkpoint_dir.empty() && c.checkpoint_dir != c.resume)
+      throw ConfigError("--resume " + c.resume + " keeps writing its checkpoints there: --checkpoint-dir " +
+                        c.checkpoint_dir + " cannot be another directory");
+    if (!faltung::checkpoint_exists(c.resume))
+      throw ConfigError("--resume: '" + c.resume + "' holds no checkpoint (" +
+                        faltung::checkpoint_state_path(c.resume) + " is missing); --checkpoint-dir " + c.resume +
+                        " writes one");
+  } else if (!c.checkpoint_dir.empty() && faltung::checkpoint_exists(c.checkpoint_dir)) {
+    throw ConfigError("--checkpoint-dir: '" + c.checkpoint_dir + "' already holds a checkpoint: continue it with --resume " +
+                      c.checkpoint_dir + ", or choose another directory");
+  }
+}
+
 /// --predict uses a saved model: every option about training or the data is a mistake beside it.
 inline void validate_predict(const Config& c) {
   for (const auto* names : {&training_option_names(), &program_option_names()})
@@ -293,6 +331,7 @@ inline Config parse_command_line(CLI::App& app, Config& c, int argc, const char*
     validate_predict(c);
     return c;
   }
+  validate_checkpoints(c);
   if (!c.sweep.empty()) {
     // The sweep's lines are resolved and validated one by one, with the command line as their
     // base (see parse_sweep).

@@ -128,7 +128,8 @@ inline std::string join_path(const std::string& dir, const std::string& file) {
 
 /// Trains the configuration `c` on `data`, evaluates it on the test set and writes into
 /// `out_dir`: history.csv, model.faltung, curves.svg, confusion_matrix.svg, predictions.svg and
-/// results.md. Progress goes to `log`.
+/// results.md. Progress goes to `log`. With c.checkpoints(), a checkpoint is written there after
+/// every epoch, and the run continues from the one there (--resume).
 inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& data, const std::string& out_dir,
                                   std::ostream& log) {
   using namespace faltung;
@@ -158,6 +159,12 @@ inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& 
     stopper = std::make_shared<EarlyStopping>();
     stopper->monitor("val_loss").patience(c.patience).restore_best_weights(true);
     fit.callbacks({stopper});
+  }
+  // After EarlyStopping: a checkpoint holds the states of the callbacks before it.
+  if (!c.checkpoints().empty()) {
+    fit.callback(BackupAndRestore(c.checkpoints()));
+    log << (checkpoint_exists(c.checkpoints()) ? "Resuming from the checkpoint in " : "Checkpoints go to ")
+        << c.checkpoints() << "\n";
   }
   if (c.validate_on_test) {
     r.train_samples = train.size();

@@ -29,6 +29,7 @@
 #include "faltung/model/architecture.hpp"
 #include "faltung/io/atomic_file.hpp"
 #include "faltung/io/model_file.hpp"
+#include "faltung/io/training_state.hpp"
 #include "faltung/io/load_model.hpp"
 #include "faltung/model/inference_model.hpp"
 

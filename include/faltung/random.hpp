@@ -88,6 +88,26 @@ class Random {
     return std::uint64_t(m >> 64);
   }
 
+  /// Everything that decides the numbers still to come: a checkpoint saves it, and a generator
+  /// given it back continues exactly where this one is.
+  struct State {
+    std::uint64_t words[4];
+    double spare_normal;
+    bool has_spare_normal;
+  };
+  State state() const {
+    State s{{state_[0], state_[1], state_[2], state_[3]}, spare_normal_, has_spare_normal_};
+    return s;
+  }
+  /// Continues from a state() of some generator. The all-zero state is refused: xoshiro would
+  /// then give 0 forever (seed() never makes it).
+  void set_state(const State& s) {
+    FALTUNG_CHECK(s.words[0] | s.words[1] | s.words[2] | s.words[3], "Random::set_state: the all-zero state");
+    for (int i = 0; i < 4; ++i) state_[i] = s.words[i];
+    spare_normal_ = s.spare_normal;
+    has_spare_normal_ = s.has_spare_normal;
+  }
+
   /// Fisher-Yates shuffle of a whole vector.
   template <class U>
   void shuffle(std::vector<U>& v) {

@@ -40,6 +40,13 @@ class Dropout : public Layer<T> {
     return "drop:" + detail::shortest(rate_);
   }
 
+  std::vector<std::uint64_t> random_state() const override { return {seed_}; }
+  void set_random_state(const std::vector<std::uint64_t>& state) override {
+    FALTUNG_CHECK(state.size() == 1, "Dropout '", this->name(), "': a random state of ", state.size(),
+                  " words (expected 1)");
+    seed_ = state[0];
+  }
+
   std::unique_ptr<Layer<T>> clone() const override { return std::make_unique<Dropout<T>>(*this); }
 
  protected:

@@ -145,6 +145,17 @@ class Layer {
   /// A deep copy, parameters included (Sequential has value semantics).
   virtual std::unique_ptr<Layer<T>> clone() const = 0;
 
+  /// The state of the layer's own random stream (Dropout's mask seed), empty for a layer that
+  /// draws nothing after build. A checkpoint saves it and set_random_state gives it back, so that
+  /// a resumed training draws the masks the uninterrupted one would have. A user's layer that
+  /// draws random numbers while training overrides both.
+  virtual std::vector<std::uint64_t> random_state() const { return {}; }
+  /// Restores a random_state() of a layer of the same kind; throws for a state of another size.
+  virtual void set_random_state(const std::vector<std::uint64_t>& state) {
+    FALTUNG_CHECK(state.empty(), type(), " '", name_, "': a random state of ", state.size(),
+                  " words for a layer that keeps none");
+  }
+
   virtual void set_training(bool on) { training_ = on; }
   bool training() const { return training_; }
 

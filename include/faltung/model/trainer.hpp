@@ -6,7 +6,9 @@
 //
 //   fit        split off the validation data; per epoch: shuffle, then per batch gather the
 //              rows, snapshot the weights (NaN policy), train_on_batch, report; then validate,
-//              record the History and let the callbacks stop the run.
+//              record the History and let the callbacks stop the run. With BackupAndRestore,
+//              it resumes from a checkpoint after the callbacks' on_train_begin and writes one
+//              after their on_epoch_end (io/training_state.hpp).
 //   train_on_batch  forward in training mode, loss and its gradient, zero the grads, backward,
 //              one optimizer step.
 //   evaluate   forward in inference mode over batches, mean loss and accuracy.
@@ -29,6 +31,7 @@
 
 #include "faltung/config.hpp"
 #include "faltung/io/model_file.hpp"
+#include "faltung/io/training_state.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/losses/loss.hpp"
 #include "faltung/model/batch_rows.hpp"
@@ -198,7 +201,10 @@ class Trainer {
     std::vector<Tensor<T>> last_good;  // weights before the latest step, restored on a non-finite loss
 
     for (auto& c : o.callbacks_) c->on_train_begin(state);
-    for (int epoch = 0; epoch < o.epochs_ && !state.stop_training; ++epoch) {
+    int first_epoch = 0;
+    if (!state.checkpoint_dir.empty() && checkpoint_exists(state.checkpoint_dir))
+      first_epoch = resume(model, state.checkpoint_dir, n_train, o, order, history);
+    for (int epoch = first_epoch; epoch < o.epochs_ && !state.stop_training; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
       state.epoch = epoch;
       for (auto& c : o.callbacks_) c->on_epoch_begin(state);
@@ -269,6 +275,7 @@ class Trainer {
       state.logs = logs;
       bar.finish_epoch(seconds, to_pairs(logs, false));
       for (auto& c : o.callbacks_) c->on_epoch_end(state);
+      if (!state.checkpoint_dir.empty()) save_checkpoint(model, state.checkpoint_dir, progress(epoch + 1, o, order, history));
       if (state.stop_training && history.stop_reason.empty()) {
         history.stop_reason = state.stop_reason.empty() ? "stopped by a callback" : state.stop_reason;
         bar.message(history.stop_reason);
@@ -352,10 +359,68 @@ class Trainer {
       for (std::size_t i = 0; i < w.size(); ++i) params[i]->value = w[i];
     }
     void save(const std::string& path) const override { faltung::save_model(m_, path); }
+    double learning_rate() const override { return m_.optimizer().base_learning_rate(); }
+    void set_learning_rate(double lr) override { m_.optimizer().set_learning_rate(lr); }
 
    private:
     Sequential<T>& m_;
   };
+
+  // Checkpoints (BackupAndRestore; io/training_state.hpp).
+
+  /// What a checkpoint after `epochs_done` epochs holds besides the model and optimizer.
+  static TrainingProgress progress(int epochs_done, const FitOptions& o, const std::vector<std::size_t>& order,
+                                   const History& history) {
+    TrainingProgress p;
+    p.epoch = epochs_done;
+    p.batch_size = o.batch_size_;
+    p.shuffle = o.shuffle_;
+    p.order.assign(order.begin(), order.end());
+    p.history = history;
+    for (const auto& c : o.callbacks_)
+      if (!c->state_name().empty()) p.callbacks.push_back({c->state_name(), c->state()});
+    return p;
+  }
+
+  /// Restores the checkpoint in `dir` into the model, the sample order, the history and the
+  /// callbacks, after checking that it was made by a fit like this one. Returns the epoch to
+  /// continue with.
+  int resume(Sequential<T>& model, const std::string& dir, std::size_t n_train, const FitOptions& o,
+             std::vector<std::size_t>& order, History& history) {
+    Checkpoint<T> c = read_checkpoint<T>(dir);
+    const TrainingProgress& p = c.progress;
+    auto refuse = [&](const auto&... what) {
+      detail::fail("Sequential::fit: cannot resume from '", c.state_path, "': ", what...);
+    };
+    if (p.order.size() != n_train)
+      refuse("it was made training on ", p.order.size(), " samples, this fit trains on ", n_train);
+    if (p.batch_size != o.batch_size_)
+      refuse("it was made with batch size ", p.batch_size, ", this fit has ", o.batch_size_);
+    if (p.shuffle != o.shuffle_)
+      refuse("it was made with shuffle ", p.shuffle ? "on" : "off", ", this fit has it ", o.shuffle_ ? "on" : "off");
+    std::string saved, mine;
+    for (const CallbackState& s : p.callbacks) saved += (saved.empty() ? "" : ", ") + s.name;
+    std::vector<Callback*> stateful;
+    for (const auto& cb : o.callbacks_)
+      if (!cb->state_name().empty()) {
+        stateful.push_back(cb.get());
+        mine += (mine.empty() ? "" : ", ") + cb->state_name();
+      }
+    if (saved != mine)
+      refuse("it holds the states of the callbacks (", saved.empty() ? "none" : saved, "), this fit has (",
+             mine.empty() ? "none" : mine, "): resuming needs the same callbacks in the same order");
+    for (std::size_t i = 0; i < stateful.size(); ++i) {
+      try {
+        stateful[i]->set_state(p.callbacks[i].values);
+      } catch (const Error& e) {
+        refuse(e.what());
+      }
+    }
+    restore_checkpoint(model, c);
+    order.assign(p.order.begin(), p.order.end());
+    history = p.history;
+    return p.epoch;
+  }
 
   /// The names in the logs at the end of an epoch, in Keras's order.
   std::vector<std::string> epoch_metrics(bool validation) const {

@@ -70,6 +70,10 @@ class Adagrad : public Optimizer<T> {
     detail::zero_state(accumulator_, shapes, T(options_.initial_accumulator_value()));
   }
 
+  std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> state_slots() override {
+    return {{"accumulator", &accumulator_}};
+  }
+
   void update(std::size_t index, Parameter<T>& p, double lr) override {
     const T rate = T(lr), eps = T(options_.epsilon());
     T* w = p.value.data();

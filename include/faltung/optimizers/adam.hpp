@@ -80,6 +80,10 @@ class Adam : public Optimizer<T> {
     detail::zero_state(v_, shapes);
   }
 
+  std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> state_slots() override {
+    return {{"m", &m_}, {"v", &v_}};
+  }
+
   void update(std::size_t index, Parameter<T>& p, double lr) override {
     // The bias corrections in double: for float, 1 - 0.999^t would keep only a few digits.
     const double t = double(this->iterations() + 1);

@@ -120,6 +120,68 @@ class Optimizer {
     iterations_ = 0;
   }
 
+  // Checkpoints (io/training_state.hpp) save and restore everything above and the state.
+
+  /// One kind of state tensor ("m", "velocity", ...), one tensor per parameter position.
+  using StateSlot = std::pair<std::string, std::vector<Tensor<T>>>;
+
+  /// The parameter shapes fixed by the first step; empty before it (and after reset()).
+  const std::vector<Shape>& layout() const { return shapes_; }
+
+  /// A copy of the state tensors by kind, in a fixed order: {"m", ...}, {"v", ...} for Adam;
+  /// none for plain SGD and before the first step.
+  std::vector<StateSlot> state() const {
+    std::vector<StateSlot> out;
+    if (!has_layout_) return out;
+    for (const auto& slot : const_cast<Optimizer*>(this)->state_slots()) out.emplace_back(slot.first, *slot.second);
+    return out;
+  }
+
+  /// Makes this optimizer continue where one of the same kind and options stopped: its step
+  /// count, base learning rate, layout (empty: no step yet) and state(). Checks everything
+  /// first (the slots' kinds, counts and shapes against what this optimizer keeps for that
+  /// layout) and changes nothing when it throws.
+  void restore(std::int64_t iterations, double base_lr, const std::vector<Shape>& layout,
+               const std::vector<StateSlot>& slots) {
+    FALTUNG_CHECK(iterations >= 0, name(), ": a step count of ", iterations);
+    detail::check_learning_rate(name().c_str(), base_lr);
+    FALTUNG_CHECK(!layout.empty() || (iterations == 0 && slots.empty()), name(), ": ", iterations,
+                  " steps and ", slots.size(), " kinds of state, but no parameter layout");
+    std::unique_ptr<Optimizer<T>> fresh = clone();  // what this optimizer keeps for `layout`
+    std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> expected;
+    if (!layout.empty()) {
+      fresh->init_state(layout);
+      expected = fresh->state_slots();
+    }
+    auto kinds = [](const auto& v) {
+      std::string s;
+      for (const auto& slot : v) s += (s.empty() ? "" : ", ") + slot.first;
+      return s.empty() ? std::string("none") : s;
+    };
+    FALTUNG_CHECK(slots.size() == expected.size(), name(), ": the saved state has the kinds (", kinds(slots),
+                  "), but this ", config(), " keeps (", kinds(expected), ")");
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      FALTUNG_CHECK(slots[k].first == expected[k].first && slots[k].second.size() == layout.size(), name(),
+                    ": the saved state has the kinds (", kinds(slots), ") with ", slots[k].second.size(),
+                    " tensors, but this ", config(), " keeps (", kinds(expected), ") for ", layout.size(),
+                    " parameters");
+      for (std::size_t i = 0; i < layout.size(); ++i)
+        FALTUNG_CHECK(slots[k].second[i].shape() == layout[i], name(), ": saved state '", slots[k].first, "' ", i,
+                      " has shape ", slots[k].second[i].shape(), ", but parameter ", i, " has shape ", layout[i]);
+    }
+    if (layout.empty()) {
+      reset();
+    } else {
+      init_state(layout);
+      auto mine = state_slots();
+      for (std::size_t k = 0; k < slots.size(); ++k) *mine[k].second = slots[k].second;
+      shapes_ = layout;
+      has_layout_ = true;
+    }
+    iterations_ = iterations;
+    base_lr_ = base_lr;
+  }
+
   /// A deep copy, state and step count included.
   virtual std::unique_ptr<Optimizer<T>> clone() const = 0;
   /// The optimizer's kind: "SGD", "Adam", "RMSProp", "Adagrad".
@@ -142,6 +204,10 @@ class Optimizer {
   /// Updates parameter `index` (trainable, grad of value's shape) with learning rate lr.
   /// iterations() is the number of steps before this one.
   virtual void update(std::size_t index, Parameter<T>& p, double lr) = 0;
+
+  /// The state tensors by kind, after init_state: what state() copies and restore() fills.
+  /// An optimizer with state overrides it.
+  virtual std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> state_slots() { return {}; }
 
   double decay() const { return decay_; }
 

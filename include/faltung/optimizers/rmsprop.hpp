@@ -88,6 +88,14 @@ class RMSProp : public Optimizer<T> {
     if (options_.momentum() > 0) detail::zero_state(momentum_, shapes);
   }
 
+  std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> state_slots() override {
+    std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> s;
+    s.emplace_back("mean_square", &mean_square_);
+    if (options_.centered()) s.emplace_back("mean", &mean_);
+    if (options_.momentum() > 0) s.emplace_back("momentum", &momentum_);
+    return s;
+  }
+
   void update(std::size_t index, Parameter<T>& p, double lr) override {
     const T rate = T(lr), rho = T(options_.rho()), one_minus_rho = T(1.0 - options_.rho());
     const T eps = T(options_.epsilon()), mu = T(options_.momentum());

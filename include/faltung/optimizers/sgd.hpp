@@ -69,6 +69,12 @@ class SGD : public Optimizer<T> {
     if (options_.momentum() > 0) detail::zero_state(velocity_, shapes);
   }
 
+  std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> state_slots() override {
+    std::vector<std::pair<std::string, std::vector<Tensor<T>>*>> s;
+    if (options_.momentum() > 0) s.emplace_back("velocity", &velocity_);
+    return s;
+  }
+
   void update(std::size_t index, Parameter<T>& p, double lr) override {
     T* w = p.value.data();
     const T* g = p.grad.data();
