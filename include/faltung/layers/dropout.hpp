@@ -2,6 +2,8 @@
 // Dropout(rate): inverted dropout in training (kernels/dropout.hpp), the identity in inference.
 // A rate of 0 is the identity in both modes.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +38,14 @@ class Dropout : public Layer<T> {
   /// new one, so that the layer is a fixed function of its input.
   void repeat_mask(bool on) { repeat_mask_ = on; }
 
+  /// For data-parallel training (distributed/data_parallel.hpp): the batches that follow are rows
+  /// [first_row, first_row + N) of a larger batch split between processes, and get the mask those
+  /// rows would get in it, so that the processes together draw one process's mask. Default 0.
+  void set_first_row(std::size_t first_row) { first_row_ = first_row; }
+  /// The seed of the next training batch's mask, to make it the same on every process.
+  std::uint64_t mask_seed() const { return seed_; }
+  void set_mask_seed(std::uint64_t seed) { seed_ = seed; }
+
   std::string spec() const override {
     return "drop:" + detail::shortest(rate_);
   }
@@ -59,7 +69,9 @@ class Dropout : public Layer<T> {
     y.resize(x.shape());
     keep_.resize(x.size());  // grows once, then reused: capacity is kept
     // Each call takes a fresh, non-overlapping block of the counter space.
-    kernels::dropout_forward(x.data(), y.data(), keep_.data(), x.size(), rate_, seed_);
+    // Element i of the batch is element first_row_ * (row size) + i of the counter space.
+    const std::uint64_t offset = std::uint64_t(first_row_) * (x.size() / std::max<std::size_t>(x.dim(0), 1));
+    kernels::dropout_forward(x.data(), y.data(), keep_.data(), x.size(), rate_, seed_ + offset);
     if (!repeat_mask_) seed_ = splitmix64(seed_ ^ 0xD1B54A32D192ED03ull);
     masked_ = true;
   }
@@ -89,6 +101,7 @@ class Dropout : public Layer<T> {
 
   double rate_;
   std::uint64_t seed_ = 0;
+  std::size_t first_row_ = 0;
   bool masked_ = false;
   bool repeat_mask_ = false;
   std::vector<std::uint8_t> keep_;  // (N, ...) 1 where the latest training forward kept the element

@@ -317,6 +317,14 @@ class Sequential {
   Evaluation evaluate(const Tensor<T>& x, const Tensor<T>& y, std::size_t batch_size = 256) {
     return trainer_.evaluate(*this, x, y, 0, x.dim(0), batch_size);
   }
+  /// Loss and accuracy over (x, y), shared out between the processes of comm (distributed/): each
+  /// evaluates its share of the rows, and every one returns the totals. Every process passes the
+  /// same model and data; a disagreement is an error on every process.
+  Evaluation evaluate(const Tensor<T>& x, const Tensor<T>& y, Communicator& comm, std::size_t batch_size = 256) {
+    detail::check_ranks_agree(comm, "Sequential::evaluate (distributed)", spec(),
+                              {{"number of samples", x.rank() ? x.dim(0) : 0}, {"batch size", batch_size}});
+    return trainer_.evaluate(*this, x, y, 0, x.rank() ? x.dim(0) : 0, batch_size, "y", &comm);
+  }
 
   // -------------------------------------------------------------------------------------------
   // Inference

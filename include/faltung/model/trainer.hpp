@@ -13,6 +13,10 @@
 //              one optimizer step.
 //   evaluate   forward in inference mode over batches, mean loss and accuracy.
 //
+// With FitOptions().distributed(comm) the same loop runs on every process of comm, each on its
+// share of every batch (distributed_step; the pieces and the semantics are in
+// distributed/data_parallel.hpp); evaluate then takes its share of the rows too.
+//
 // The batch and loss-gradient buffers are kept across batches, so the steady
 // state allocates nothing.
 
@@ -20,6 +24,7 @@
 #include <any>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <numeric>
 #include <ostream>
@@ -30,6 +35,8 @@
 #include <vector>
 
 #include "faltung/config.hpp"
+#include "faltung/distributed/communicator.hpp"
+#include "faltung/distributed/data_parallel.hpp"
 #include "faltung/io/model_file.hpp"
 #include "faltung/io/training_state.hpp"
 #include "faltung/kernels/activation.hpp"
@@ -75,6 +82,12 @@ struct FitOptions {
     callbacks_.insert(callbacks_.end(), cs.begin(), cs.end());
     return *this;
   }
+  /// Data-parallel training over the processes of `comm` (e.g. MpiCommunicator,
+  /// distributed/mpi.hpp), which must outlive fit: every process calls fit with the same model and
+  /// data; batch_size is the global batch, of which each process computes its share, and the
+  /// result is one process's training with that batch (to rounding; distributed/data_parallel.hpp).
+  /// Validation is shared out too. Only rank 0 prints and saves (checkpoints). Default: none.
+  FitOptions& distributed(Communicator& comm) { comm_ = &comm; return *this; }
 
   int epochs_ = 1;
   std::size_t batch_size_ = 32;
@@ -84,6 +97,7 @@ struct FitOptions {
   std::ostream* output_ = &std::cout;
   bool terminate_on_nan_ = true;
   std::vector<std::shared_ptr<Callback>> callbacks_;
+  Communicator* comm_ = nullptr;
 };
 
 /// What evaluate() returns: `auto [loss, accuracy] = net.evaluate(x, y);`
@@ -188,14 +202,18 @@ class Trainer {
       o.callbacks_[i]->check_metrics(metrics);
     }
 
+    Communicator* comm = o.comm_;
+    if (comm) start_distributed(model, *comm, x, y, n_train, val_count, vx != nullptr, o);
+    const bool rank0 = !comm || comm->rank() == 0;
+
     History history;
-    Access access(model);
+    Access access(model, rank0);
     TrainingState state;
     state.epochs = o.epochs_;
     state.batches = (n_train + o.batch_size_ - 1) / o.batch_size_;
     state.history = &history;
     state.model = &access;
-    ProgressBar bar(*o.output_, o.verbose_, is_terminal(*o.output_));
+    ProgressBar bar(*o.output_, rank0 ? o.verbose_ : 0, is_terminal(*o.output_));
     std::vector<std::size_t> order(n_train);
     std::iota(order.begin(), order.end(), std::size_t(0));
     std::vector<Tensor<T>> last_good;  // weights before the latest step, restored on a non-finite loss
@@ -214,14 +232,18 @@ class Trainer {
       std::size_t seen = 0, correct = 0, predictions = 0;
       for (std::size_t b = 0; b < state.batches; ++b) {
         const std::size_t first = b * o.batch_size_, m = std::min(o.batch_size_, n_train - first);
-        detail::gather_rows(x, order, first, m, batch_x_);
-        detail::gather_rows(y, order, first, m, batch_y_);
+        // This process's rows of the batch; a process with none (a batch smaller than the number
+        // of processes) runs the batch's first row as a stand-in that counts for nothing.
+        const detail::Share share = comm ? detail::share_of(m, comm->rank(), comm->size()) : detail::Share{0, m};
+        const std::size_t at = first + share.first, rows = std::max<std::size_t>(share.count, 1);
+        detail::gather_rows(x, order, share.count ? at : first, rows, batch_x_);
+        detail::gather_rows(y, order, share.count ? at : first, rows, batch_y_);
         if (o.terminate_on_nan_) snapshot_into(model, last_good);
         BatchResult r{};
         try {
-          r = train_step(model, batch_x_, batch_y_);
+          r = comm ? distributed_step(model, batch_x_, batch_y_, share, m, *comm) : train_step(model, batch_x_, batch_y_);
         } catch (const TargetError& e) {
-          throw e.with_row(order[first + e.row()], "y");  // the batch's row is no use to anyone
+          throw e.with_row(order[at + e.row()], "y");  // the batch's row is no use to anyone
         }
         // A finite loss can still come with a step that overflows the weights, and the next
         // batch's snapshot would then hold nothing good; so the weights are checked too.
@@ -260,7 +282,7 @@ class Trainer {
       if (report_accuracy_) history.accuracy.push_back(logs["accuracy"]);
       if (vx) {
         const Evaluation e = evaluate(model, *vx, *vy, val_first, val_count, std::max<std::size_t>(o.batch_size_, 256),
-                                      val_x ? "val_y" : "y");
+                                      val_x ? "val_y" : "y", comm);
         logs["val_loss"] = e.loss;
         history.val_loss.push_back(e.loss);
         if (report_accuracy_) {
@@ -275,7 +297,7 @@ class Trainer {
       state.logs = logs;
       bar.finish_epoch(seconds, to_pairs(logs, false));
       for (auto& c : o.callbacks_) c->on_epoch_end(state);
-      if (!state.checkpoint_dir.empty()) save_checkpoint(model, state.checkpoint_dir, progress(epoch + 1, o, order, history));
+      if (rank0 && !state.checkpoint_dir.empty()) save_checkpoint(model, state.checkpoint_dir, progress(epoch + 1, o, order, history));
       if (state.stop_training && history.stop_reason.empty()) {
         history.stop_reason = state.stop_reason.empty() ? "stopped by a callback" : state.stop_reason;
         bar.message(history.stop_reason);
@@ -283,6 +305,7 @@ class Trainer {
     }
     for (auto& c : o.callbacks_) c->on_train_end(state);
     model.set_training(false);
+    if (comm) detail::set_dropout_first_row(model, 0);
     return history;
   }
 
@@ -312,33 +335,44 @@ class Trainer {
   }
 
   /// Loss and accuracy over the samples [first, first + count) of (x, y), in inference mode. A bad
-  /// target is named by its row in y, which errors call `y_name`.
+  /// target is named by its row in y, which errors call `y_name`. With a communicator, every
+  /// process evaluates its share of the rows and all report the same totals.
   Evaluation evaluate(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, std::size_t first,
-                      std::size_t count, std::size_t batch_size, const char* y_name = "y") {
+                      std::size_t count, std::size_t batch_size, const char* y_name = "y",
+                      Communicator* comm = nullptr) {
     FALTUNG_CHECK(compiled(), "Sequential::evaluate: compile the model first");
     FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::evaluate: ", x.dim(0),
                   " samples in x but ", y.rank() ? y.dim(0) : 0, " in y");
     FALTUNG_CHECK(count > 0, "Sequential::evaluate: no samples");
     detail::check_batch_size("Sequential::evaluate", batch_size);
     model.set_training(false);
-    double loss_sum = 0;
-    std::size_t correct = 0, predictions = 0;
-    for (std::size_t b = first; b < first + count; b += batch_size) {
-      const std::size_t m = std::min(batch_size, first + count - b);
-      detail::slice_rows(x, b, m, batch_x_);
-      detail::slice_rows(y, b, m, batch_y_);
-      const Tensor<T>& out = model.forward(batch_x_);
-      try {
-        loss_sum += double(loss_->value(out, batch_y_)) * double(m);
-        if (loss_->has_accuracy()) correct += loss_->correct(out, batch_y_);
-      } catch (const TargetError& e) {
-        throw e.with_row(b + e.row(), y_name);
+    const detail::Share share = comm ? detail::share_of(count, comm->rank(), comm->size()) : detail::Share{0, count};
+    double sums[4] = {0, 0, 0, 0};  // loss * rows, correct, predictions; processes that failed
+    std::exception_ptr error;
+    try {
+      const std::size_t end = first + share.first + share.count;
+      for (std::size_t b = first + share.first; b < end; b += batch_size) {
+        const std::size_t m = std::min(batch_size, end - b);
+        detail::slice_rows(x, b, m, batch_x_);
+        detail::slice_rows(y, b, m, batch_y_);
+        const Tensor<T>& out = model.forward(batch_x_);
+        try {
+          sums[0] += double(loss_->value(out, batch_y_)) * double(m);
+          if (loss_->has_accuracy()) sums[1] += double(loss_->correct(out, batch_y_));
+        } catch (const TargetError& e) {
+          throw e.with_row(b + e.row(), y_name);
+        }
+        sums[2] += double(loss_->predictions(out));
       }
-      predictions += loss_->predictions(out);
+    } catch (...) {
+      if (!comm) throw;
+      error = std::current_exception();
+      sums[3] = 1;
     }
+    if (comm) detail::sum_or_rethrow(*comm, sums, error, "Sequential::evaluate");
     Evaluation e;
-    e.loss = loss_sum / double(count);
-    e.accuracy = loss_->has_accuracy() && predictions ? double(correct) / double(predictions) : std::nan("");
+    e.loss = sums[0] / double(count);
+    e.accuracy = loss_->has_accuracy() && sums[2] > 0 ? sums[1] / sums[2] : std::nan("");
     return e;
   }
 
@@ -346,7 +380,7 @@ class Trainer {
   // The model as callbacks see it.
   class Access : public ModelAccess {
    public:
-    explicit Access(Sequential<T>& m) : m_(m) {}
+    Access(Sequential<T>& m, bool writes_files) : m_(m), writes_files_(writes_files) {}
     std::any snapshot_weights() const override {
       std::vector<Tensor<T>> w;
       for (Parameter<T>* p : m_.parameters()) w.push_back(p->value);
@@ -358,12 +392,15 @@ class Trainer {
       FALTUNG_CHECK(w.size() == params.size(), "restore_weights: snapshot of another model");
       for (std::size_t i = 0; i < w.size(); ++i) params[i]->value = w[i];
     }
-    void save(const std::string& path) const override { faltung::save_model(m_, path); }
+    void save(const std::string& path) const override {
+      if (writes_files_) faltung::save_model(m_, path);  // in distributed training, rank 0 alone
+    }
     double learning_rate() const override { return m_.optimizer().base_learning_rate(); }
     void set_learning_rate(double lr) override { m_.optimizer().set_learning_rate(lr); }
 
    private:
     Sequential<T>& m_;
+    bool writes_files_;
   };
 
   // Checkpoints (BackupAndRestore; io/training_state.hpp).
@@ -422,6 +459,64 @@ class Trainer {
     return p.epoch;
   }
 
+  // Distributed training (distributed/data_parallel.hpp). Before anything else: every process
+  // must have the same model and data, or fails here with the same error; then all take rank 0's
+  // weights, shuffles and dropout streams.
+  void start_distributed(Sequential<T>& model, Communicator& comm, const Tensor<T>& x, const Tensor<T>& y,
+                         std::size_t n_train, std::size_t val_count, bool validation, const FitOptions& o) {
+    std::ostringstream text;
+    text << model.spec() << " on input " << model.input_shape() << ", loss " << loss_->name() << ", "
+         << optimizer_->config();
+    detail::check_ranks_agree(comm, "Sequential::fit (distributed)", text.str(),
+                              {{"number of parameters", model.parameter_count()},
+                               {"number of trainable parameters", model.trainable_parameter_count()},
+                               {"optimizer's step count", std::uint64_t(optimizer_->iterations())},
+                               {"number of training samples", n_train},
+                               {"number of validation samples", validation ? val_count : 0},
+                               {"values per sample of x", detail::row_size(x)},
+                               {"values per sample of y", detail::row_size(y)},
+                               {"batch size", o.batch_size_},
+                               {"number of epochs", std::uint64_t(o.epochs_)},
+                               {"shuffle option", o.shuffle_ ? 1u : 0u},
+                               {"terminate_on_nan option", o.terminate_on_nan_ ? 1u : 0u},
+                               {"number of callbacks", o.callbacks_.size()}});
+    broadcast_model_state(model, comm);
+  }
+
+  // One step of distributed training on this process's `share` of a batch of `rows` rows, which
+  // (x, y) hold (one stand-in row when the share is empty). The loss gradient of each row is
+  // scaled to 1 / rows, as in the whole batch's mean, and the dropout masks are those of the
+  // share's rows in the whole batch; the summed gradients are then the whole batch's. Returns the
+  // whole batch's result, the same on every process; an error on any process stops every one.
+  BatchResult distributed_step(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, detail::Share share,
+                               std::size_t rows, Communicator& comm) {
+    FALTUNG_CHECK(compiled(), "Sequential::fit: compile the model first");
+    model.set_training(true);
+    detail::set_dropout_first_row(model, share.first);
+    double sums[4] = {0, 0, 0, 0};  // loss * rows, correct, predictions; processes that failed
+    std::exception_ptr error;
+    try {
+      const Tensor<T>& out = model.forward(x);
+      if (share.count) {
+        sums[0] = double(loss_->value_and_gradient(out, y, loss_grad_)) * double(share.count);
+        sums[1] = report_accuracy_ ? double(loss_->correct(out, y)) : 0.0;
+        sums[2] = double(loss_->predictions(out));
+        if (share.count != rows) loss_grad_.as_vector() *= T(double(share.count) / double(rows));
+      }
+    } catch (...) {
+      error = std::current_exception();
+      sums[3] = 1;
+    }
+    detail::sum_or_rethrow(comm, sums, error, "Sequential::fit");
+    const BatchResult r{sums[0] / double(rows), std::size_t(sums[1]), std::size_t(sums[2])};
+    if (!std::isfinite(r.loss)) return r;  // on every process alike: the sum carries the NaN
+    model.zero_grad();
+    if (share.count) model.backward(loss_grad_);
+    reducer_.sum(model.step_parameters(), comm);
+    optimizer_->step(model.step_parameters());
+    return r;
+  }
+
   /// The names in the logs at the end of an epoch, in Keras's order.
   std::vector<std::string> epoch_metrics(bool validation) const {
     std::vector<std::string> m = {"loss"};
@@ -469,6 +564,7 @@ class Trainer {
   bool report_accuracy_ = false;
   std::unique_ptr<Optimizer<T>> optimizer_;
   Tensor<T> loss_grad_, batch_x_, batch_y_;
+  GradientReducer<T> reducer_;  // distributed training's fused gradient buffer
 };
 
 }  // namespace faltung
