@@ -12,7 +12,7 @@
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 enum class Initializer { GlorotUniform, HeUniform, HeNormal, Zeros };
 
@@ -50,4 +50,4 @@ void initialize(Tensor<T>& t, Initializer init, std::size_t fan_in, std::size_t 
   }
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

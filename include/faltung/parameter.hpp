@@ -7,7 +7,7 @@
 #include "faltung/kernels/copy.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 struct Parameter {
@@ -22,4 +22,4 @@ struct Parameter {
   void zero_grad() { kernels::parallel_fill(grad.data(), grad.size(), T(0)); }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -15,7 +15,7 @@
 
 #include "faltung/config.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// splitmix64: a fast 64-bit mixing function. Also used as a counter-based generator, where
 /// parallel code needs random numbers that do not depend on which thread draws them.
@@ -128,4 +128,4 @@ inline Random stream_random(std::uint64_t seed, std::uint64_t stream) {
   return Random(splitmix64(seed ^ (0x6A09E667F3BCC909ull * (stream + 1))));
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

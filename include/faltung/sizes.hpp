@@ -19,7 +19,7 @@
 
 #include "faltung/config.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// The largest sizes faltung accepts. Checked when a shape is inferred (Sequential::build, a
 /// layer's output shape and workspace) and when a tensor is allocated (Tensor::resize).
@@ -100,4 +100,4 @@ void check_tensor_elements(std::size_t elements, const What&... what) {
                  " per tensor (SizeLimits::max_tensor_elements)");
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -25,7 +25,7 @@
 #include "faltung/config.hpp"
 #include "faltung/sizes.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// A tensor shape of up to 6 dimensions, stored inline (copying one never allocates).
 class Shape {
@@ -255,4 +255,4 @@ Tensor<To> tensor_cast(const Tensor<From>& src) {
   return dst;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -6,7 +6,9 @@
 #include <string>
 #include <string_view>
 
-namespace faltung {
+#include "faltung/config.hpp"
+
+FALTUNG_BEGIN_NAMESPACE
 namespace detail {
 
 /// s without the characters of `chars` at its ends (by default the whitespace of std::isspace
@@ -25,4 +27,4 @@ inline std::string group_digits(std::size_t n) {
 }
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -6,7 +6,7 @@
 
 #include "faltung/config.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Sets the number of threads of every faltung kernel (and of OpenMP in general) that the
 /// calling thread runs. In a single-threaded program that is every kernel.
@@ -67,4 +67,4 @@ class ScopedNumThreads {
   bool changed_ = false;
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

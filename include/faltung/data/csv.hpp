@@ -65,7 +65,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/text.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// How load_csv and read_csv read a file.
 struct CsvOptions {
@@ -720,4 +720,4 @@ void write_csv(const std::string& path, const TabularData<T>& data, char delimit
   file.commit();
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

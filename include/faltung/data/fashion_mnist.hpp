@@ -19,7 +19,7 @@
 #include "faltung/data/idx.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Images with one class label each, stored compactly as bytes.
 ///
@@ -249,4 +249,4 @@ inline FashionMnist load_fashion_mnist(const std::string& dir = default_fashion_
   return f;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -30,7 +30,7 @@
 #include <zlib.h>
 #endif
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// The contents of an IDX file of unsigned bytes (type 0x08).
 struct IdxArray {
@@ -257,4 +257,4 @@ inline IdxArray read_idx(const std::string& path) {
   return a;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -52,7 +52,7 @@
 #include "faltung/data/image_preprocess.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 namespace detail {
 
@@ -285,4 +285,4 @@ Tensor<T> load_images(const std::vector<std::string>& paths, const ImageOptions&
   return batch;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -38,7 +38,7 @@
 #include "faltung/config.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Whether preprocess_image negates the intensities (255 - v).
 enum class Inversion {
@@ -261,4 +261,4 @@ Tensor<T> preprocess_image(const std::uint8_t* pixels, std::size_t width, std::s
   return out;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

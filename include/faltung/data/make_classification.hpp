@@ -49,7 +49,7 @@
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// The options of make_classification, with scikit-learn's defaults.
 struct MakeClassificationOptions {
@@ -253,4 +253,4 @@ TabularData<T> make_classification(const MakeClassificationOptions& o) {
   return d;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -21,7 +21,7 @@
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct MakeFriedman1Options {
   /// Rows N. Default 100.
@@ -68,4 +68,4 @@ TabularData<T> make_friedman1(const MakeFriedman1Options& o) {
   return d;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -19,7 +19,7 @@
 #include "faltung/config.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class StandardScaler {
@@ -100,4 +100,4 @@ class StandardScaler {
   std::vector<double> mean_, scale_;
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -15,7 +15,7 @@
 #include "faltung/config.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 struct TabularData {
@@ -52,4 +52,4 @@ struct TabularData {
   }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

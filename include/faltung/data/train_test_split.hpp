@@ -18,7 +18,7 @@
 #include "faltung/data/tabular.hpp"
 #include "faltung/random.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 struct TrainTestSplit {
@@ -74,4 +74,4 @@ TrainTestSplit<T> train_test_split(const TabularData<T>& data, double test_fract
   return split;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace faltung {
+#include "faltung/config.hpp"
+
+FALTUNG_BEGIN_NAMESPACE
 
 class Communicator {
  public:
@@ -66,4 +68,4 @@ inline std::vector<std::uint64_t> all_gather_u64(Communicator& comm, std::uint64
 }
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

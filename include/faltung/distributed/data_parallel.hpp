@@ -37,7 +37,7 @@
 #include "faltung/parameter.hpp"
 #include "faltung/random.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class Sequential;
@@ -181,4 +181,4 @@ inline void check_ranks_agree(Communicator& comm, const char* who, const std::st
 }
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -31,7 +31,7 @@
 #include "faltung/distributed/communicator.hpp"
 #include "faltung/kernels/copy.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// MPI for the lifetime of this object: MPI_Init_thread (only the main thread calls MPI; OpenMP
 /// threads compute in between) unless MPI is initialised already, MPI_Finalize at the end. Left
@@ -161,4 +161,4 @@ class MpiCommunicator : public Communicator {
   std::vector<char> recv_;  // every rank's copy of this rank's chunk, (ranks, chunk)
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

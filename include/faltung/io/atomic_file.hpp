@@ -37,7 +37,7 @@
 #include <unistd.h>
 #endif
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace detail {
 
 /// The system's text for an errno value.
@@ -156,4 +156,4 @@ class AtomicFile {
 };
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

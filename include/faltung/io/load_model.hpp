@@ -15,7 +15,7 @@
 #include "faltung/model/architecture.hpp"
 #include "faltung/model/sequential.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Rebuilds the model stored in `path` (architecture and input shape) and loads its weights.
 /// The model is not compiled. A float file loads into Sequential<double> and vice versa.
@@ -38,4 +38,4 @@ Sequential<T> load_model(const std::string& path, std::uint64_t seed = 42) {
   return net;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -53,7 +53,7 @@
 #include "faltung/parameter.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 inline constexpr char model_file_magic[8] = {'F', 'A', 'L', 'T', 'U', 'N', 'G', '\n'};
 inline constexpr std::uint32_t model_file_version = 1;
@@ -421,4 +421,4 @@ void save_model(Model& m, const std::string& path) {
   file.commit();
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

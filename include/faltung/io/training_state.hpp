@@ -68,7 +68,7 @@
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 inline constexpr char training_state_magic[8] = {'F', 'T', 'S', 'T', 'A', 'T', 'E', '\n'};
 inline constexpr std::uint32_t training_state_version = 1;
@@ -401,4 +401,4 @@ void restore_checkpoint(Model& m, const Checkpoint<T>& c) {
   for (std::size_t i = 0; i < m.size(); ++i) m.layer(i).set_random_state(c.layer_random[i]);
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -21,7 +21,7 @@
 #include "faltung/config.hpp"
 #include "faltung/kernels/blocks.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 enum class ActivationKind { Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax };
 
@@ -193,4 +193,4 @@ void activation_backward(const Activation& f, const T* y, const T* dy, T* dx, st
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

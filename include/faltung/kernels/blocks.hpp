@@ -17,7 +17,7 @@
 #include "faltung/config.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// The least work per thread, in units of each kind, that pays for a share of a parallel
@@ -57,4 +57,4 @@ void for_each_block(std::size_t n, std::size_t work, std::size_t min_per_thread,
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -57,7 +57,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// y (N, OC, OH, OW) = conv(x, w) + b, or relu(that) when `relu` (a fused activation: one pass
@@ -212,4 +212,4 @@ void conv2d_backward_weights(const Conv2DParams& p, const T* x, const T* dy, T* 
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

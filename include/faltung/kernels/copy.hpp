@@ -10,7 +10,7 @@
 #include "faltung/kernels/blocks.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// The blocks of a copy or fill of n elements: one per kMinElementsPerThread, so that a small one
@@ -34,4 +34,4 @@ void parallel_fill(T* dst, std::size_t n, T value) {
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

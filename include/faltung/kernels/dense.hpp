@@ -29,7 +29,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 template <class T>
@@ -118,4 +118,4 @@ void dense_backward_weights(const T* x, const T* dz, T* dw, std::size_t n, std::
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

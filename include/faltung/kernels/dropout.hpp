@@ -14,7 +14,7 @@
 #include "faltung/kernels/blocks.hpp"
 #include "faltung/random.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// The factor of a kept element: 1 / (1 - rate).
@@ -56,4 +56,4 @@ void dropout_backward(const T* dy, const std::uint8_t* keep, T* dx, std::size_t 
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

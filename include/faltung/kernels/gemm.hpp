@@ -38,7 +38,7 @@
 #define FALTUNG_HAS_SIMD_GEMM 0
 #endif
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 namespace simd {
 
@@ -413,4 +413,4 @@ inline void transpose(std::size_t rows, std::size_t cols, const float* src, std:
 
 }  // namespace simd
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

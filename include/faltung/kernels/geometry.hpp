@@ -8,7 +8,7 @@
 #include "faltung/config.hpp"
 #include "faltung/sizes.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// How a sliding window treats the border.
 ///   Valid: no padding; the window stays inside the input. out = floor((in - k) / s) + 1.
@@ -68,4 +68,4 @@ inline WindowAxis window_axis(std::size_t in, std::size_t window, std::size_t st
   return a;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -22,7 +22,7 @@
 #include "faltung/kernels/geometry.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 struct Pool2DParams {
@@ -200,4 +200,4 @@ void max_pool2d_backward(const Pool2DParams& p, const T* dy, const std::int32_t*
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

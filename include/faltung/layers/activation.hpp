@@ -10,7 +10,7 @@
 #include "faltung/kernels/activation.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class ActivationLayer : public Layer<T> {
@@ -88,4 +88,4 @@ struct Softmax : ActivationLayer<T> {
   Softmax() : ActivationLayer<T>(ActivationKind::Softmax) {}
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

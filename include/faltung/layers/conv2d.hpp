@@ -16,7 +16,7 @@
 #include "faltung/kernels/conv2d.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct Conv2DOptions {
   Conv2DOptions(std::size_t filters, std::size_t kernel_size)
@@ -185,4 +185,4 @@ class Conv2D : public Layer<T> {
   Tensor<T> workspace_;  // im2col buffers and per-thread partial sums, see kernels/conv2d.hpp
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -26,7 +26,7 @@
 #include "faltung/layers/layer.hpp"
 #include "faltung/layers/max_pool2d.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class ConvPool : public Layer<T> {
@@ -141,4 +141,4 @@ class ConvPool : public Layer<T> {
   Tensor<T> workspace_;               // the convolution's, see kernels/conv2d.hpp
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -15,7 +15,7 @@
 #include "faltung/kernels/dense.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct DenseOptions {
   DenseOptions(std::size_t units) : units_(units) {}  // NOLINT: Dense(128) reads well
@@ -128,4 +128,4 @@ class Dense : public Layer<T> {
   Tensor<T> transposed_kernel_;  // W^T for the input gradient (kernels/dense.hpp); reused likewise
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -13,7 +13,7 @@
 #include "faltung/kernels/dropout.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class Dropout : public Layer<T> {
@@ -107,4 +107,4 @@ class Dropout : public Layer<T> {
   std::vector<std::uint8_t> keep_;  // (N, ...) 1 where the latest training forward kept the element
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

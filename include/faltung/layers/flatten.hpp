@@ -9,7 +9,7 @@
 #include "faltung/kernels/copy.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class Flatten : public Layer<T> {
@@ -39,4 +39,4 @@ class Flatten : public Layer<T> {
   }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -53,7 +53,7 @@
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class InferenceModel;
@@ -258,4 +258,4 @@ class Layer {
   mutable detail::OwnMutex infer_lock_;    // serialises the default infer_impl
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

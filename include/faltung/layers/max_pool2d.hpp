@@ -15,7 +15,7 @@
 #include "faltung/kernels/pool2d.hpp"
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct MaxPool2DOptions {
   MaxPool2DOptions(std::size_t pool_size) : pool_h_(pool_size), pool_w_(pool_size) {}  // NOLINT: MaxPool2D(2)
@@ -118,4 +118,4 @@ class MaxPool2D : public Layer<T> {
   std::vector<std::int32_t> argmax_;  // (N, C, OH, OW) winning pixel of each window
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -10,7 +10,7 @@
 #include "faltung/losses/loss.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Binary cross-entropy of logits against targets in [0, 1] (Keras's
 /// BinaryCrossentropy(from_logits=True); PyTorch's BCEWithLogitsLoss).
@@ -77,4 +77,4 @@ struct BinaryCrossEntropy {
   }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

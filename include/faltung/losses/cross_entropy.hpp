@@ -11,7 +11,7 @@
 #include "faltung/losses/loss.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Cross-entropy of integer class labels against logits (Keras's
 /// SparseCategoricalCrossentropy(from_logits=True); PyTorch's CrossEntropyLoss).
@@ -211,4 +211,4 @@ struct CategoricalCrossEntropy {
   bool from_logits_ = false;
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -45,7 +45,7 @@
 #include "faltung/kernels/activation.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// A target the loss cannot use, in a known row of the batch (a label that is not a class index).
 /// The message names that row; fit and evaluate, which know where each row of the batch came
@@ -205,4 +205,4 @@ T shifted_exp_sum(const T* z, std::size_t n, T max_z) {
 }
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -8,7 +8,7 @@
 #include "faltung/losses/loss.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Mean squared error, for regression (Keras's MeanSquaredError, PyTorch's MSELoss).
 ///
@@ -64,4 +64,4 @@ struct MeanSquaredError {
   }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -52,7 +52,7 @@
 #include "faltung/model/sequential.hpp"
 #include "faltung/text.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// One layer of an architecture, parsed but not yet a Layer<T>: the parse tree of the language.
 struct LayerSpec {
@@ -476,4 +476,4 @@ inline std::string canonical_spec(const std::string& spec, const std::string& so
   return s;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -15,7 +15,7 @@
 #include "faltung/kernels/copy.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace detail {
 
 /// Refuses a batch size of 0, with which a loop over the batches would never end.
@@ -87,4 +87,4 @@ std::vector<int> argmax_rows(const Tensor<T>& p) {
 }
 
 }  // namespace detail
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

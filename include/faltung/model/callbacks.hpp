@@ -23,7 +23,7 @@
 #include "faltung/config.hpp"
 #include "faltung/model/history.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// What the model offers its callbacks, independent of the scalar type.
 class ModelAccess {
@@ -406,4 +406,4 @@ class LambdaCallback : public Callback {
   Function batch_end_, epoch_end_, epoch_begin_;
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -9,7 +9,7 @@
 
 #include "faltung/config.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct History {
   std::vector<double> loss, accuracy;          ///< training metrics, averaged over the epoch
@@ -49,4 +49,4 @@ struct History {
   }
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -48,7 +48,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct InferenceOptions {
   /// Kernel threads of each predict call: 1 (the default) for a model that several threads call
@@ -256,4 +256,4 @@ InferenceModel<T> load_inference_model(const std::string& path, const InferenceO
   return InferenceModel<T>(load_model<T>(path), options);
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

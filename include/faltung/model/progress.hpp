@@ -20,11 +20,13 @@
 #include <utility>
 #include <vector>
 
+#include "faltung/config.hpp"
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #endif
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Whether `os` writes to an interactive terminal (only std::cout / std::cerr can).
 inline bool is_terminal(const std::ostream& os) {
@@ -151,4 +153,4 @@ class ProgressBar {
   Clock::time_point start_, last_draw_;
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -46,7 +46,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/text.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class Sequential {
@@ -421,4 +421,4 @@ class Sequential {
   Trainer<T> trainer_;  // the loss and optimizer compile() fixed
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -48,7 +48,7 @@
 #include "faltung/optimizers/optimizer.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
 class Sequential;
@@ -567,4 +567,4 @@ class Trainer {
   GradientReducer<T> reducer_;  // distributed training's fused gradient buffer
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

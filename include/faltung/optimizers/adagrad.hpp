@@ -10,7 +10,7 @@
 
 #include "faltung/optimizers/optimizer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Options of Adagrad. The defaults are Keras's.
 class AdagradOptions {
@@ -93,4 +93,4 @@ class Adagrad : public Optimizer<T> {
   std::vector<Tensor<T>> accumulator_;  // one per parameter position, its shape
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

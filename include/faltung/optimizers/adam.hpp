@@ -10,7 +10,7 @@
 
 #include "faltung/optimizers/optimizer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Options of Adam. The defaults are Keras's.
 class AdamOptions {
@@ -114,4 +114,4 @@ class Adam : public Optimizer<T> {
   std::vector<Tensor<T>> v_;  // second moments, likewise
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

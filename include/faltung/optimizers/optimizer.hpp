@@ -45,7 +45,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// A learning-rate schedule: the rate for a step, from the base rate and the number of steps
 /// taken before it.
@@ -307,4 +307,4 @@ void zero_state(std::vector<Tensor<T>>& state, const std::vector<Shape>& shapes,
 }
 }  // namespace detail
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -10,7 +10,7 @@
 
 #include "faltung/optimizers/optimizer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Options of RMSProp. The defaults are Keras's.
 class RMSPropOptions {
@@ -140,4 +140,4 @@ class RMSProp : public Optimizer<T> {
   std::vector<Tensor<T>> momentum_;     // u, only with momentum
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -9,7 +9,7 @@
 #include "faltung/config.hpp"
 #include "faltung/optimizers/optimizer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Keras's legacy `decay` option (and InverseTimeDecay with decay_steps 1):
 /// lr = base_lr / (1 + decay * iteration). Every optimizer's decay option installs this.
@@ -32,4 +32,4 @@ inline LearningRateSchedule exponential_decay(std::int64_t decay_steps, double d
   };
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

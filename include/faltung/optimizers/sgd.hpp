@@ -8,7 +8,7 @@
 
 #include "faltung/optimizers/optimizer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// Options of SGD. The defaults are Keras's.
 class SGDOptions {
@@ -104,4 +104,4 @@ class SGD : public Optimizer<T> {
   std::vector<Tensor<T>> velocity_;  // one per parameter position, the parameter's shape
 };
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

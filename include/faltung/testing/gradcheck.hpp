@@ -19,7 +19,7 @@
 
 #include "faltung/layers/layer.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 struct GradCheckOptions {
   double step = 1e-6;                ///< h of the central difference
@@ -105,4 +105,4 @@ GradCheckResult gradcheck(Layer<T>& layer, const Tensor<T>& x, const GradCheckOp
   return result;
 }
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -7,7 +7,7 @@
 
 #include "faltung/kernels/pool2d.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// A max pool fused behind a convolution (ConvPool, layers/conv_pool.hpp, runs this). The
@@ -45,4 +45,4 @@ struct FusedMaxPool {
 };
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

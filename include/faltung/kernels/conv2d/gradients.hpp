@@ -9,7 +9,7 @@
 #include "faltung/kernels/conv2d/im2col.hpp"
 #include "faltung/kernels/conv2d/params.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// One sample's share of the weight gradient, added into dw_t:
@@ -77,4 +77,4 @@ void add_weight_partials(const T* base, std::size_t stride, int team, std::size_
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

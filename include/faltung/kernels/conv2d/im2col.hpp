@@ -15,7 +15,7 @@
 #include "faltung/kernels/conv2d/params.hpp"
 #include "faltung/kernels/conv2d/rows.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// Hp * Wp, the floats of the padded plane: the scratch im2col and col2im need.
@@ -104,4 +104,4 @@ void col2im(const Conv2DParams& p, const T* col, T* dx) {
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

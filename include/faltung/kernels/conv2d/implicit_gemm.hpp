@@ -33,7 +33,7 @@
 #include "faltung/tensor.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 /// Channels stored as padded planes, back to back: plane c is (rows, ld) with the channel's
@@ -236,4 +236,4 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
 #endif
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -8,7 +8,7 @@
 
 #include "faltung/kernels/conv2d/params.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 template <class T>
@@ -74,4 +74,4 @@ void conv2d_backward_weights_naive(const Conv2DParams& p, const T* x, const T* d
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -13,7 +13,7 @@
 #include "faltung/sizes.hpp"
 #include "faltung/tensor.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 struct Conv2DParams {
@@ -95,4 +95,4 @@ constexpr bool use_simd_gemm() {
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE

@@ -9,7 +9,7 @@
 
 #include "faltung/kernels/gemm.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 namespace kernels {
 
 #if FALTUNG_HAS_SIMD_GEMM
@@ -72,4 +72,4 @@ inline void copy_rows(const T* src, std::size_t src_ld, T* dst, std::size_t dst_
 }
 
 }  // namespace kernels
-}  // namespace faltung
+FALTUNG_END_NAMESPACE
