@@ -29,11 +29,12 @@
 // - Do not forward-declare faltung's classes by hand (namespace faltung { class X; } declares a
 //   different X); include the header that defines them.
 // - FALTUNG_GEMM_DEPTH_CHUNK, when a unit defines it (an integer literal), is part of the name.
-// - Eigen, which faltung calls for the products its own kernels do not cover, has no such
-//   namespace: its templates instantiated in two differently compiled units still share a name.
-//   That is harmless on a CPU that runs every unit's instructions (the usual case: one machine
-//   builds and runs), but a program that picks a generic unit at run time to run on a CPU
-//   without AVX may still meet Eigen's AVX copy.
+// - Eigen (which faltung calls for the products its own kernels do not cover) and the standard
+//   library have no such namespace: their templates instantiated in two differently compiled
+//   units still share a name (std::vector<float>'s members, Eigen's GEMM). That is harmless on a
+//   CPU that runs every unit's instructions (the usual case: one machine builds and runs), but a
+//   program that picks a generic unit at run time to run on a CPU without AVX may still meet
+//   their AVX copies.
 
 #include <charconv>
 #include <sstream>
