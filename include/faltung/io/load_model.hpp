@@ -26,15 +26,16 @@
 
 namespace faltung {
 
-/// Rebuilds the model stored in `path` (architecture, input shape, layer names) and loads its
+/// Rebuilds the model stored in the validated file `f` (read_model_file, or parse_model_file
+/// for bytes already in memory): its architecture, input shape, layer names) and loads its
 /// weights and inference configuration, so that predict() returns what the saved model's did:
 /// probabilities, with the output activation of the loss it was compiled with. The model is
 /// not compiled: compile it to train or evaluate. A file of format version 1 stores no loss,
 /// so the model it gives predicts the raw outputs until compiled. A float file loads into
 /// Sequential<double> and vice versa.
 template <class T>
-Sequential<T> load_model(const std::string& path, std::uint64_t seed = 42) {
-  ModelFile f = read_model_file(path);
+Sequential<T> load_model(ModelFile f, std::uint64_t seed = 42) {
+  const std::string& path = f.path;
   Sequential<T> net(seed);
   const std::string where = "cannot load '" + path + "'";
   add_layers(net, f.spec, where + ": its architecture");
@@ -69,6 +70,12 @@ Sequential<T> load_model(const std::string& path, std::uint64_t seed = 42) {
   f.spec = net.spec();
   load_weights(net, f);
   return net;
+}
+
+/// load_model from the file `path`.
+template <class T>
+Sequential<T> load_model(const std::string& path, std::uint64_t seed = 42) {
+  return load_model<T>(read_model_file(path), seed);
 }
 
 }  // namespace faltung

@@ -358,12 +358,12 @@ void decode_values(const unsigned char* src, std::size_t n, T* dst) {
 
 }  // namespace detail
 
-/// Reads and validates a model file: magic, version, structure, checksum. Throws
-/// faltung::Error naming the file and what is wrong.
-inline ModelFile read_model_file(const std::string& path) {
+/// Validates the bytes of a model file: magic, version, structure, checksum. `path` names the
+/// file in messages (it is not opened). Throws faltung::Error naming it and what is wrong.
+inline ModelFile parse_model_file(std::vector<unsigned char> bytes, const std::string& path) {
   ModelFile f;
   f.path = path;
-  f.bytes = detail::read_file_bytes(path);
+  f.bytes = std::move(bytes);
   const std::vector<unsigned char>& b = f.bytes;
   const std::size_t n = b.size();
 
@@ -447,6 +447,12 @@ inline ModelFile read_model_file(const std::string& path) {
     }
   }
   return f;
+}
+
+/// Reads and validates a model file: magic, version, structure, checksum. Throws
+/// faltung::Error naming the file and what is wrong.
+inline ModelFile read_model_file(const std::string& path) {
+  return parse_model_file(detail::read_file_bytes(path), path);
 }
 
 namespace detail {
