@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <faltung/losses/binary_cross_entropy.hpp>
 #include <faltung/losses/cross_entropy.hpp>
+#include <faltung/losses/mean_squared_error.hpp>
 #include <faltung/io/load_model.hpp>
 #include <faltung/model/architecture.hpp>
 #include <faltung/optimizers/adam.hpp>
+#include <faltung/optimizers/sgd.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -68,6 +71,11 @@ struct Encoder {
     std::uint32_t u;
     std::memcpy(&u, &f, 4);
     u32(u);
+  }
+  void f64(double f) {
+    std::uint64_t u;
+    std::memcpy(&u, &f, 8);
+    u64(u);
   }
   void checksum() {
     std::uint64_t h = 0xcbf29ce484222325ull;
@@ -210,6 +218,8 @@ class ModelFileTest : public ::testing::Test {
 
 TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {
   Sequential<float> net = make_sequential<float>("dense:2", {3});
+  net.compile(SparseCrossEntropy{}, Adam<float>());
+  net.set_class_names({"no", "yes"});
   auto params = net.parameters();
   for (std::size_t i = 0; i < params[0]->value.size(); ++i) params[0]->value[i] = float(i) + 0.5f;
   params[1]->value[0] = -1.0f;
@@ -218,17 +228,27 @@ TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {
 
   Encoder e;
   e.raw("FALTUNG\n", 8);
-  e.u32(1);  // format version
+  e.u32(2);  // format version
   e.u32(4);  // float
   e.u32(1);  // input rank
   e.u64(3);
   e.str("dense:2");
+  e.u32(1);  // layer names
+  e.str("dense");
+  e.str("sparse_categorical_crossentropy");
+  e.str("softmax");
+  e.f64(0.3);
+  e.u32(2);  // class names
+  e.str("no");
+  e.str("yes");
   e.u32(2);  // parameter tensors
+  e.str("dense");
   e.str("kernel");
   e.u32(2);
   e.u64(3);
   e.u64(2);
   for (int i = 0; i < 6; ++i) e.f32(float(i) + 0.5f);
+  e.str("dense");
   e.str("bias");
   e.u32(1);
   e.u64(2);
@@ -238,11 +258,16 @@ TEST_F(ModelFileTest, LayoutIsTheDocumentedOne) {
   EXPECT_EQ(read_bytes(path("tiny.faltung")), e.b);
 
   const ModelFile f = read_model_file(path("tiny.faltung"));
-  EXPECT_EQ(f.version, 1u);
+  EXPECT_EQ(f.version, 2u);
   EXPECT_EQ(f.scalar_size, 4u);
   EXPECT_EQ(f.input_shape, (Shape{3}));
   EXPECT_EQ(f.spec, "dense:2");
+  EXPECT_EQ(f.layer_names, std::vector<std::string>{"dense"});
+  EXPECT_EQ(f.inference.loss, "sparse_categorical_crossentropy");
+  EXPECT_EQ(f.inference.output_activation, Activation(ActivationKind::Softmax));
+  EXPECT_EQ(f.inference.class_names, (std::vector<std::string>{"no", "yes"}));
   ASSERT_EQ(f.tensors.size(), 2u);
+  EXPECT_EQ(f.tensors[0].layer, "dense");
   EXPECT_EQ(f.tensors[0].name, "kernel");
   EXPECT_EQ(f.tensors[0].shape, (Shape{3, 2}));
   EXPECT_EQ(f.tensors[1].name, "bias");
@@ -254,8 +279,9 @@ TEST_F(ModelFileTest, DoubleFilesStoreEightByteScalars) {
   const Bytes b = read_bytes(path("d.faltung"));
   ASSERT_GE(b.size(), 16u);
   EXPECT_EQ(b[12], 8);
-  // header 16 + shape 12 + spec 11 + count 4 + kernel (10 + 20 + 48) + bias (8 + 12 + 16) + checksum 8
-  EXPECT_EQ(b.size(), 16u + 12 + 11 + 4 + 78 + 36 + 8);
+  // header 16 + shape 12 + spec 11 + layer names (4 + 9) + loss 4 + activation (10 + 8) + class
+  // names 4 + count 4 + kernel (9 + 10 + 20 + 48) + bias (9 + 8 + 12 + 16) + checksum 8
+  EXPECT_EQ(b.size(), 16u + 12 + 11 + 13 + 4 + 18 + 4 + 4 + 87 + 45 + 8);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,10 +435,13 @@ TEST_F(ModelFileTest, UnsupportedVersion) {
   Sequential<float> net = make_sequential<float>("dense:2", {3});
   net.save(path("m.faltung"));
   Bytes b = read_bytes(path("m.faltung"));
-  b[8] = 2;
-  write_bytes(path("v2.faltung"), b);
-  expect_error([&] { net.load_weights(path("v2.faltung")); },
-               {"cannot load '" + path("v2.faltung") + "'", "format version 2", "reads only version 1"});
+  for (unsigned char version : {0, 3}) {
+    b[8] = version;
+    write_bytes(path("v.faltung"), b);
+    expect_error([&] { net.load_weights(path("v.faltung")); },
+                 {"cannot load '" + path("v.faltung") + "'", "format version " + std::to_string(version),
+                  "reads versions 1 to 2"});
+  }
 }
 
 TEST_F(ModelFileTest, TruncatedAtEveryKindOfPlace) {
@@ -655,3 +684,457 @@ TEST_F(ModelFileTest, ReplacingKeepsThePermissions) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// What inference needs: the loss's output activation and the class names (format version 2)
+
+namespace {
+
+template <class T>
+bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+/// Trains `net` a few steps with `loss` on (x, y), saves it, loads it with load_model and
+/// expects the loaded model's predict to be bitwise the trained one's, without compiling it.
+template <class T, class L>
+void expect_loaded_predict_is_bitwise(const std::string& file, Sequential<T> net, const L& loss, const Tensor<T>& x,
+                                      const Tensor<T>& y, Activation expected) {
+  net.compile(loss, SGD<T>(SGDOptions(0.05)));
+  for (int i = 0; i < 3; ++i) net.train_on_batch(x, y);
+  net.save(file);
+  Sequential<T> loaded = load_model<T>(file);
+  EXPECT_FALSE(loaded.compiled());
+  EXPECT_EQ(loaded.output_activation(), expected);
+  EXPECT_EQ(loaded.inference_config().loss, loss.name());
+  const Tensor<T> trained = net.predict(x), restored = loaded.predict(x);
+  EXPECT_TRUE(bitwise_equal(trained, restored)) << loss.name();
+  EXPECT_EQ(loaded.predict_classes(x), net.predict_classes(x));
+}
+
+}  // namespace
+
+TEST_F(ModelFileTest, LoadedModelPredictsExactlyWhatTheTrainedOneDid) {
+  const Tensor<float> x = random_batch<float>({1, 8, 8}, 9, 21);
+  Sequential<float> trained = trained_model<float>();
+  trained.save(path("m.faltung"));
+  Sequential<float> loaded = load_model<float>(path("m.faltung"));
+  const Tensor<float> p = loaded.predict(x);
+  EXPECT_TRUE(bitwise_equal(trained.predict(x), p));
+  for (std::size_t i = 0; i < p.dim(0); ++i) {  // probabilities, not logits
+    double sum = 0;
+    for (std::size_t j = 0; j < 5; ++j) sum += p[i * 5 + j];
+    EXPECT_NEAR(sum, 1.0, 1e-5) << "row " << i;
+  }
+  EXPECT_FALSE(bitwise_equal(infer(loaded, x), p));  // the raw outputs are not what predict gives
+
+  // Each loss's output activation, in float and double.
+  const Tensor<float> labels = random_labels<float>(9, 5, 22);
+  Tensor<float> one_hot(Shape{9, 5}), binary(Shape{9, 5}), targets(Shape{9, 5});
+  for (std::size_t i = 0; i < 9; ++i)
+    for (std::size_t j = 0; j < 5; ++j) {
+      one_hot[i * 5 + j] = std::size_t(labels[i]) == j ? 1.0f : 0.0f;
+      binary[i * 5 + j] = float((i + j) % 2);
+      targets[i * 5 + j] = float(i) * 0.1f - float(j) * 0.2f;
+    }
+  const auto net = [] { return make_sequential<float>(small_cnn, {1, 8, 8}, 4); };
+  expect_loaded_predict_is_bitwise(path("sparse.faltung"), net(), SparseCrossEntropy{}, x, labels,
+                                   ActivationKind::Softmax);
+  expect_loaded_predict_is_bitwise(path("logits.faltung"), net(), CategoricalCrossEntropy(true), x, one_hot,
+                                   ActivationKind::Softmax);
+  expect_loaded_predict_is_bitwise(path("binary.faltung"), net(), BinaryCrossEntropy{}, x, binary,
+                                   ActivationKind::Sigmoid);
+  expect_loaded_predict_is_bitwise(path("mse.faltung"), net(), MeanSquaredError{}, x, targets,
+                                   ActivationKind::Linear);
+  // A network that ends in its own softmax, for a loss on probabilities: predict adds nothing.
+  expect_loaded_predict_is_bitwise(path("probs.faltung"), make_sequential<float>("flatten,dense:5,softmax", {1, 8, 8}),
+                                   CategoricalCrossEntropy(false), x, one_hot, ActivationKind::Linear);
+  const Tensor<double> xd = random_batch<double>({1, 8, 8}, 9, 23);
+  const Tensor<double> yd = random_labels<double>(9, 5, 24);
+  expect_loaded_predict_is_bitwise(path("double.faltung"), make_sequential<double>(small_cnn, {1, 8, 8}, 4),
+                                   SparseCrossEntropy{}, xd, yd, ActivationKind::Softmax);
+}
+
+TEST_F(ModelFileTest, InferenceConfigurationOfUncompiledAndRecompiledModels) {
+  // Never compiled: no loss, the outputs as they are, before and after the file.
+  Sequential<float> raw = make_sequential<float>("flatten,dense:3", {4});
+  EXPECT_EQ(raw.output_activation(), Activation(ActivationKind::Linear));
+  raw.save(path("raw.faltung"));
+  Sequential<float> loaded_raw = load_model<float>(path("raw.faltung"));
+  EXPECT_EQ(loaded_raw.inference_config().loss, "");
+  EXPECT_EQ(loaded_raw.output_activation(), Activation(ActivationKind::Linear));
+
+  // A loaded model compiled with another loss predicts with that loss's activation, and saves it.
+  Sequential<float> net = make_sequential<float>("flatten,dense:3", {4});
+  net.compile(BinaryCrossEntropy{}, Adam<float>());
+  net.save(path("m.faltung"));
+  Sequential<float> loaded = load_model<float>(path("m.faltung"));
+  EXPECT_EQ(loaded.output_activation(), Activation(ActivationKind::Sigmoid));
+  loaded.compile(SparseCrossEntropy{}, Adam<float>());
+  EXPECT_EQ(loaded.output_activation(), Activation(ActivationKind::Softmax));
+  loaded.save(path("again.faltung"));
+  EXPECT_EQ(read_model_file(path("again.faltung")).inference.loss, "sparse_categorical_crossentropy");
+
+  // A copy keeps the loaded configuration; load_weights alone does not change it.
+  Sequential<float> copy = load_model<float>(path("m.faltung"));
+  Sequential<float> copied = copy;
+  EXPECT_EQ(copied.output_activation(), Activation(ActivationKind::Sigmoid));
+  Sequential<float> fresh = make_sequential<float>("flatten,dense:3", {4});
+  fresh.load_weights(path("m.faltung"));
+  EXPECT_EQ(fresh.output_activation(), Activation(ActivationKind::Linear));
+}
+
+TEST_F(ModelFileTest, ClassNames) {
+  Sequential<float> net = make_sequential<float>("flatten,dense:3", {4});
+  EXPECT_TRUE(net.class_names().empty());
+  net.set_class_names({"cat", "dog", "bird"});
+  net.save(path("m.faltung"));
+  Sequential<float> loaded = load_model<float>(path("m.faltung"));
+  EXPECT_EQ(loaded.class_names(), (std::vector<std::string>{"cat", "dog", "bird"}));
+  Sequential<double> as_double = load_model<double>(path("m.faltung"));
+  EXPECT_EQ(as_double.class_names(), loaded.class_names());
+
+  expect_error([&] { net.set_class_names({"cat", "dog"}); },
+               {"Sequential::set_class_names: 2 class names for 3 outputs per sample (output shape (3))"});
+  expect_error([&] { net.set_class_names({"cat", "", "bird"}); }, {"class name 1 is empty"});
+  EXPECT_EQ(net.class_names().size(), 3u);  // a refused set changes nothing
+  // Set before build, checked by build.
+  Sequential<float> unbuilt;
+  add_layers(unbuilt, "flatten,dense:3");
+  unbuilt.set_class_names({"a", "b"});
+  expect_error([&] { unbuilt.build({4}); }, {"Sequential::build", "2 class names for 3 outputs"});
+  // A new head drops the old head's names.
+  loaded.pop();
+  EXPECT_TRUE(loaded.class_names().empty());
+  net.set_class_names({});
+  EXPECT_TRUE(net.class_names().empty());
+}
+
+TEST_F(ModelFileTest, LayerNamesAreRestored) {
+  Sequential<float> net;
+  net.add<Flatten>().add<Dense>(4).add(Dense<float>(2));
+  net.layer(2).set_name("head");
+  net.build({2, 2});
+  net.save(path("m.faltung"));
+  Sequential<float> loaded = load_model<float>(path("m.faltung"));
+  EXPECT_EQ(loaded.layer_names(), (std::vector<std::string>{"flatten", "dense", "head"}));
+  // A layer added to the loaded model gets a name of its own.
+  loaded.add<Dense>(2);
+  EXPECT_EQ(loaded.layer_names().back(), "dense_2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 1 files
+
+namespace {
+
+/// A version 1 file, as faltung wrote before the format carried the loss: dense:2 on (3).
+Bytes version1_file(const std::vector<float>& kernel, const std::vector<float>& bias) {
+  Encoder e;
+  e.raw("FALTUNG\n", 8);
+  e.u32(1);
+  e.u32(4);
+  e.u32(1);
+  e.u64(3);
+  e.str("dense:2");
+  e.u32(2);
+  e.str("kernel");
+  e.u32(2);
+  e.u64(3);
+  e.u64(2);
+  for (float v : kernel) e.f32(v);
+  e.str("bias");
+  e.u32(1);
+  e.u64(2);
+  for (float v : bias) e.f32(v);
+  e.checksum();
+  return e.b;
+}
+
+}  // namespace
+
+TEST_F(ModelFileTest, Version1FilesLoadAndPredictRawOutputsUntilCompiled) {
+  const std::vector<float> kernel = {0.5f, -1, 2, 0.25f, -0.5f, 1}, bias = {0.1f, -0.2f};
+  write_bytes(path("v1.faltung"), version1_file(kernel, bias));
+  const ModelFile f = read_model_file(path("v1.faltung"));
+  EXPECT_EQ(f.version, 1u);
+  EXPECT_TRUE(f.layer_names.empty());
+  EXPECT_EQ(f.inference.loss, "");
+
+  Sequential<float> loaded = load_model<float>(path("v1.faltung"));
+  EXPECT_EQ(loaded.layer_names(), std::vector<std::string>{"dense"});
+  EXPECT_EQ(loaded.output_activation(), Activation(ActivationKind::Linear));
+  Tensor<float> x(Shape{1, 3});
+  x[0] = 1;
+  x[1] = 2;
+  x[2] = 3;
+  const Tensor<float> raw = loaded.predict(x);  // x . kernel + bias, no softmax
+  EXPECT_FLOAT_EQ(raw[0], 1 * 0.5f + 2 * 2 + 3 * -0.5f + 0.1f);
+  EXPECT_FLOAT_EQ(raw[1], 1 * -1.0f + 2 * 0.25f + 3 * 1 - 0.2f);
+  loaded.compile(SparseCrossEntropy{}, Adam<float>());
+  const Tensor<float> p = loaded.predict(x);
+  EXPECT_NEAR(p[0] + p[1], 1.0, 1e-6);
+
+  Sequential<float> into = make_sequential<float>("dense:2", {3});
+  into.load_weights(path("v1.faltung"));
+  expect_error([&] { into.load_weights(path("v1.faltung"), LoadWeightsOptions().by_name(true)); },
+               {"cannot load '" + path("v1.faltung") + "' by layer name", "stores no layer names (format version 1)",
+                "save it again"});
+  // Saved again, it is a version 2 file with the compiled loss.
+  loaded.save(path("v2.faltung"));
+  EXPECT_EQ(read_model_file(path("v2.faltung")).version, 2u);
+  EXPECT_EQ(load_model<float>(path("v2.faltung")).output_activation(), Activation(ActivationKind::Softmax));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading weights by layer name
+
+TEST_F(ModelFileTest, LoadWeightsByNameIntoAModelThatSharesSomeLayers) {
+  Sequential<float> base = trained_model<float>();  // conv2d, max_pooling2d, dropout, flatten, dense, dropout_1, dense_1
+  base.save(path("base.faltung"));
+
+  // The same base, a new head of another size under a name of its own, and one more layer.
+  Sequential<float> net = make_sequential<float>("conv:4:3:same:relu,pool:2,drop:0.25,flatten,dense:16:relu", {1, 8, 8}, 9);
+  net.add(Dense<float>(3)).add(Dense<float>(2));
+  net.layer(5).set_name("head");
+  net.layer(6).set_name("extra");
+  net.build({1, 8, 8});
+  const std::vector<Tensor<float>> before = [&] {
+    std::vector<Tensor<float>> w;
+    for (Parameter<float>* p : net.parameters()) w.push_back(p->value);
+    return w;
+  }();
+  const std::vector<std::string> loaded = net.load_weights(path("base.faltung"), LoadWeightsOptions().by_name(true));
+  EXPECT_EQ(loaded, (std::vector<std::string>{"conv2d", "dense"}));
+  const auto from = base.parameters(), to = net.parameters();
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(bitwise_equal(from[i]->value, to[i]->value)) << "parameter " << i;
+  for (std::size_t i = 4; i < to.size(); ++i) EXPECT_TRUE(bitwise_equal(before[i], to[i]->value)) << "parameter " << i;
+  // With default names, the new head is "dense_1" as the old one (5 units) in the file was: a
+  // mismatch, named, and nothing loaded.
+  Sequential<float> clash = make_sequential<float>("conv:4:3:same:relu,pool:2,drop:0.25,flatten,dense:16:relu,dense:3,dense:2",
+                                                   {1, 8, 8}, 9);
+  Sequential<float> clash_before = clash;
+  expect_error([&] { load_weights_by_name(clash, path("base.faltung")); },
+               {"cannot load '" + path("base.faltung") + "' by layer name",
+                "layer 'dense_1' has kernel (16, 5), bias (5) in the file but kernel (16, 3), bias (3) in the model"});
+  expect_same_parameters(clash, clash_before);
+  // The whole model by name loads every layer, the same as load_weights.
+  Sequential<float> same = make_sequential<float>(small_cnn, {1, 8, 8}, 10);
+  EXPECT_EQ(same.load_weights(path("base.faltung"), LoadWeightsOptions()),
+            (std::vector<std::string>{"conv2d", "dense", "dense_1"}));
+  expect_same_parameters(same, base);
+  Sequential<float> by_name = make_sequential<float>(small_cnn, {1, 8, 8}, 10);
+  EXPECT_EQ(load_weights_by_name(by_name, path("base.faltung")), (std::vector<std::string>{"conv2d", "dense", "dense_1"}));
+  expect_same_parameters(by_name, base);
+}
+
+TEST_F(ModelFileTest, LoadWeightsByNameErrors) {
+  Sequential<float> a = make_sequential<float>("flatten,dense:3,dense:2", {4});
+  a.save(path("a.faltung"));
+  // A layer of that name without parameters in the model, with some in the file.
+  Sequential<float> b;
+  b.add<Flatten>().add<Flatten>();
+  b.layer(1).set_name("dense");
+  b.build({4});
+  expect_error([&] { load_weights_by_name(b, path("a.faltung")); },
+               {"layer 'dense' has kernel (4, 3), bias (3) in the file but no parameters in the model"});
+  // Two layers of the model with one name.
+  Sequential<float> c = make_sequential<float>("flatten,dense:3,dense:2", {4});
+  c.layer(2).set_name("dense");
+  expect_error([&] { load_weights_by_name(c, path("a.faltung")); }, {"the model has two layers named 'dense'"});
+  // Two layers of the file with one name that the model has.
+  c.layer(2).set_name("dense_1");
+  a.layer(2).set_name("dense");
+  a.save(path("twice.faltung"));
+  expect_error([&] { load_weights_by_name(c, path("twice.faltung")); },
+               {"the file has 2 layers named 'dense'", "ambiguous"});
+  // Not built.
+  Sequential<float> unbuilt;
+  add_layers(unbuilt, "flatten,dense:3");
+  expect_error([&] { load_weights_by_name(unbuilt, path("a.faltung")); }, {"by layer name: build the model first"});
+  // Nothing in common: nothing loaded, no error.
+  Sequential<float> other = make_sequential<float>("flatten,dense:3", {4});
+  other.layer(1).set_name("mine");
+  EXPECT_TRUE(load_weights_by_name(other, path("a.faltung")).empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files that lie: each refused with its message before anything is built
+
+TEST_F(ModelFileTest, FileClaimingAHugeArchitectureIsRefusedBeforeBuilding) {
+  // The file: 56 bytes claiming dense:250000 on 784 inputs, 196 million parameters
+  // (785 MB of float), with a valid checksum and no weights at all.
+  Encoder e;
+  e.raw("FALTUNG\n", 8);
+  e.u32(1);
+  e.u32(4);
+  e.u32(1);
+  e.u64(784);
+  e.str("dense:250000");
+  e.u32(0);
+  e.checksum();
+  ASSERT_EQ(e.b.size(), 56u);
+  write_bytes(path("huge.faltung"), e.b);
+  expect_error([&] { load_model<float>(path("huge.faltung")); },
+               {"cannot load '" + path("huge.faltung") + "'", "its architecture 'dense:250000' has 196250000 parameters",
+                "input shape (784)", "but the file holds 0 values in 0 parameter tensors"});
+  // Beyond SizeLimits: refused by the shape checks, named as the file's.
+  Encoder g;
+  g.raw("FALTUNG\n", 8);
+  g.u32(1);
+  g.u32(4);
+  g.u32(1);
+  g.u64(std::uint64_t(1) << 40);
+  g.str("dense:4");
+  g.u32(0);
+  g.checksum();
+  write_bytes(path("input.faltung"), g.b);
+  expect_error([&] { load_model<float>(path("input.faltung")); },
+               {"cannot load '" + path("input.faltung") + "'", "does not build for input shape (1099511627776)",
+                "SizeLimits"});
+}
+
+namespace {
+
+/// A model whose file says whatever the test wants, written by save_model itself (so its
+/// structure and checksum are valid): the lies are in what the fields say.
+struct LyingModel {
+  std::string spec_ = "flatten,dense:3";
+  Shape input_{4};
+  std::vector<std::string> layers_ = {"flatten", "dense"};
+  std::vector<NamedParameter<float>> params_;
+  InferenceConfig inference_;
+  std::vector<Parameter<float>> storage_;
+
+  std::string spec() const { return spec_; }
+  const Shape& input_shape() const { return input_; }
+  bool built() const { return true; }
+  std::vector<Parameter<float>*> parameters() {
+    std::vector<Parameter<float>*> p;
+    for (auto& n : params_) p.push_back(n.parameter);
+    return p;
+  }
+  std::vector<std::string> layer_names() const { return layers_; }
+  std::vector<NamedParameter<float>> named_parameters() { return params_; }
+  InferenceConfig inference_config() const { return inference_; }
+
+  /// Tensors with these shapes, all in layer "dense".
+  void tensors(const std::vector<std::pair<std::string, Shape>>& shapes) {
+    storage_.clear();
+    storage_.reserve(shapes.size());
+    for (const auto& s : shapes) storage_.emplace_back(s.first, s.second);
+    params_.clear();
+    for (auto& p : storage_) params_.push_back({"dense", &p});
+  }
+};
+
+}  // namespace
+
+TEST_F(ModelFileTest, FilesThatLieAboutTheirTensors) {
+  LyingModel m;
+  const std::string p = path("lie.faltung");
+  m.tensors({{"kernel", Shape{4, 3}}, {"bias", Shape{3}}});
+  save_model(m, p);
+  EXPECT_NO_THROW(load_model<float>(p));  // the truth, for contrast
+
+  m.tensors({{"kernel", Shape{4, 3}}});  // a tensor too few
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); },
+               {"cannot load '" + p + "'", "has 15 parameters for input shape (4), but the file holds 12 values in 1"});
+  m.tensors({{"kernel", Shape{4, 3}}, {"bias", Shape{3}}, {"extra", Shape{1}}});  // one too many
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"has 15 parameters", "the file holds 16 values in 3 parameter tensors"});
+  m.tensors({{"kernel", Shape{3, 4}}, {"bias", Shape{3}}});  // the right count, a wrong shape
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); },
+               {"parameter 0 is 'kernel' of shape (3, 4) in the file but 'kernel' of shape (4, 3) in the model"});
+  m.tensors({{"kernel", Shape{4, 3}}, {"b", Shape{1}}, {"b", Shape{2}}});  // the right total, split
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"the file has 3 parameter tensors, the model 2"});
+  m.tensors({{"kernel", Shape{4, 3}}, {"bias", Shape{3}}});
+
+  m.layers_ = {"flatten"};  // names for fewer layers than the architecture has
+  m.params_[0].layer = m.params_[1].layer = "flatten";
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"corrupt", "names 1 layers for the 2 of its architecture"});
+  m.layers_ = {"flatten", "dense"};
+  m.params_[0].layer = "nowhere";  // a tensor of no layer
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"corrupt", "parameter 0 ('kernel') belongs to layer 'nowhere'"});
+  m.params_[0].layer = m.params_[1].layer = "dense";
+
+  m.inference_.class_names = {"a", "b"};  // two names for three outputs
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"cannot load '" + p + "'", "2 class names for 3 outputs"});
+  m.inference_.class_names = {"a", "", "c"};
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"cannot load '" + p + "'", "class name 1 is empty"});
+  m.inference_.class_names = {};
+
+  m.spec_ = "flatten,dense:3,bogus";
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"cannot load '" + p + "': its architecture: layer 3 'bogus'"});
+  m.spec_ = "conv:3:3";  // does not take a (4) input
+  m.layers_ = {"conv2d"};
+  m.params_[0].layer = m.params_[1].layer = "conv2d";
+  save_model(m, p);
+  expect_error([&] { load_model<float>(p); }, {"does not build for input shape (4)"});
+}
+
+TEST_F(ModelFileTest, CorruptInferenceFieldsWithAValidChecksum) {
+  Sequential<float> net = make_sequential<float>("dense:2", {3});
+  net.compile(SparseCrossEntropy{}, Adam<float>());
+  net.save(path("m.faltung"));
+  Bytes b = read_bytes(path("m.faltung"));
+  b.resize(b.size() - 8);  // without its checksum
+  const auto find = [&](const std::string& s) {
+    return std::size_t(std::search(b.begin(), b.end(), s.begin(), s.end()) - b.begin());
+  };
+  const auto with_checksum = [](Bytes body) {
+    Encoder e;
+    e.b = std::move(body);
+    e.checksum();
+    return e.b;
+  };
+  {  // an activation faltung does not know
+    Bytes c = b;
+    c[find("softmax")] = 'S';
+    write_bytes(path("act.faltung"), with_checksum(c));
+    expect_error([&] { load_model<float>(path("act.faltung")); },
+                 {"cannot load '" + path("act.faltung") + "': the file is corrupt: unknown output activation 'Softmax'"});
+  }
+  // A version 2 file of dense:2 on (3) up to its output activation.
+  const auto up_to_activation = [](const std::string& activation, double alpha) {
+    Encoder e;
+    e.raw("FALTUNG\n", 8);
+    e.u32(2);
+    e.u32(4);
+    e.u32(1);
+    e.u64(3);
+    e.str("dense:2");
+    e.u32(0);  // layer names
+    e.str("");  // loss
+    e.str(activation);
+    e.f64(alpha);
+    return e;
+  };
+  {  // a leaky_relu output with a negative slope
+    Encoder e = up_to_activation("leaky_relu", -1);
+    e.u32(0);
+    e.u32(0);
+    e.checksum();
+    write_bytes(path("leaky.faltung"), e.b);
+    expect_error([&] { read_model_file(path("leaky.faltung")); }, {"corrupt", "leaky_relu has slope -1"});
+  }
+  {  // four billion class names
+    Encoder e = up_to_activation("linear", 0.3);
+    e.u32(0xffffffffu);
+    e.checksum();
+    write_bytes(path("names.faltung"), e.b);
+    expect_error([&] { read_model_file(path("names.faltung")); },
+                 {"truncated", "claims 4294967295 class names"});
+    e.b[16 + 12 + 11] = 0xff;  // and as many layer names
+    write_bytes(path("layers.faltung"), with_checksum(Bytes(e.b.begin(), e.b.end() - 8)));
+    expect_error([&] { read_model_file(path("layers.faltung")); }, {"truncated", "layer names"});
+  }
+}

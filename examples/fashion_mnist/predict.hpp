@@ -19,22 +19,6 @@
 
 namespace fmnist {
 
-/// The class probabilities of the inputs x under the loaded model `net`.
-inline faltung::Tensor<float> class_probabilities(faltung::Sequential<float>& net, const faltung::Tensor<float>& x) {
-  faltung::Tensor<float> p = net.predict(x);
-  // A model file does not store the loss yet, so predict() on a loaded model returns the last
-  // layer's outputs as they are: logits, for the example's networks (they end in dense:10, the
-  // softmax being part of the loss). The softmax is applied here, unless the network ends in one
-  // itself. This goes when the model file carries the output activation: predict() then returns
-  // probabilities on its own.
-  const std::string spec = net.spec();
-  const bool ends_in_softmax = spec.size() >= 7 && spec.compare(spec.size() - 7, 7, "softmax") == 0;
-  if (!ends_in_softmax && p.dim(0) > 0)
-    faltung::kernels::activation_forward(faltung::Activation(faltung::ActivationKind::Softmax), p.data(), p.data(),
-                                         p.dim(0), p.size() / p.dim(0), 1);
-  return p;
-}
-
 /// The indices of the `k` largest probabilities, largest first (the lower index first on a tie).
 inline std::vector<std::size_t> top_classes(const float* probabilities, std::size_t classes, std::size_t k) {
   std::vector<std::size_t> order(classes);
@@ -53,7 +37,12 @@ inline std::vector<std::size_t> top_classes(const float* probabilities, std::siz
 inline std::size_t classify_pictures(const std::string& model_path, const std::vector<std::string>& pictures,
                                      const std::string& out_dir, std::ostream& out, std::ostream& err) {
   using namespace faltung;
+  // The file stores how the network's outputs become probabilities (the softmax of the loss it
+  // was trained with), so predict() of the loaded model returns probabilities as it is.
   Sequential<float> net = load_model<float>(model_path);
+  FALTUNG_CHECK(!net.inference_config().loss.empty(), "'", model_path,
+                "' stores no loss, so its outputs are not probabilities: it was saved before it was compiled, or by "
+                "a faltung before model file version 2 (load it, compile it with its loss and save it again)");
   const Shape in = net.input_shape(), result = net.output_shape();
   FALTUNG_CHECK(in.rank() == 3 && in[0] == 1 && in[1] == in[2], "'", model_path, "' takes inputs of ", in,
                 "; --predict needs a model for square grey pictures, (1, 28, 28) as Fashion-MNIST's");
@@ -78,9 +67,10 @@ inline std::size_t classify_pictures(const std::string& model_path, const std::v
   if (names.empty()) return failed;
   Tensor<float> x(in.with_batch(names.size()));
   std::copy(pixels.begin(), pixels.end(), x.data());
-  const Tensor<float> p = class_probabilities(net, x);
+  const Tensor<float> p = net.predict(x);
 
-  const auto& classes = FashionMnist::class_names();
+  // The model's own class names when its file has them (the example's training saves them).
+  const std::vector<std::string> classes = net.class_names().empty() ? class_names() : net.class_names();
   std::vector<std::string> captions;
   for (std::size_t i = 0; i < names.size(); ++i) {
     out << names[i] << "\n";
@@ -96,7 +86,7 @@ inline std::size_t classify_pictures(const std::string& model_path, const std::v
   make_directory(out_dir);
   const std::string svg_path = join_path(out_dir, "picture_predictions.svg");
   const std::vector<int> unknown(names.size(), -1);
-  svg::prediction_grid_svg(predicted_images(x, p, names.size(), unknown, captions), class_names(),
+  svg::prediction_grid_svg(predicted_images(x, p, names.size(), unknown, captions), classes,
                            std::min<std::size_t>(4, names.size()),
                            "Your pictures, classified by " + std::filesystem::path(model_path).filename().string())
       .save(svg_path);

@@ -204,6 +204,7 @@ inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& 
     return join_path(out_dir, file);
   };
   r.history.write_csv(out("history.csv"));
+  net.set_class_names(class_names());  // saved with the model, for --predict and other programs
   net.save(out("model.faltung"));
   const std::string run_title = c.name.empty() ? "Fashion-MNIST" : "Fashion-MNIST: " + c.name;
   std::ostringstream subtitle;

@@ -22,4 +22,11 @@ struct Parameter {
   void zero_grad() { kernels::parallel_fill(grad.data(), grad.size(), T(0)); }
 };
 
+/// A parameter and the name of the layer that owns it (Sequential::named_parameters).
+template <class T>
+struct NamedParameter {
+  std::string layer;  ///< "dense_1"
+  Parameter<T>* parameter;
+};
+
 FALTUNG_END_NAMESPACE

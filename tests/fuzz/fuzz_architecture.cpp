@@ -12,25 +12,22 @@
 
 #include <faltung/model/architecture.hpp>
 
+#include "fuzz_support.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 namespace {
 
 [[noreturn]] void broken(const char* what, const std::string& detail) {
-  std::fprintf(stderr, "fuzz_architecture: %s: %s\n", what, detail.c_str());
-  std::abort();
+  faltung::fuzz::broken("fuzz_architecture", what, detail);
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Small limits: a model is refused long before it could reach -malloc_limit_mb, and every
-  // input runs in milliseconds. A limit that some path ignores shows up as a large allocation.
-  faltung::set_size_limits(faltung::SizeLimits().tensor_elements(std::size_t(1) << 18).parameters(std::size_t(1) << 16));
+  faltung::fuzz::use_small_size_limits();
   return 0;
 }
 

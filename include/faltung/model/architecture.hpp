@@ -105,6 +105,9 @@ inline std::string did_you_mean(const std::string& word, const std::vector<std::
   std::string best;
   std::size_t best_d = word.size() <= 4 ? 2 : 3;
   for (const std::string& k : known) {
+    // The distance is at least the difference in length: a long token (a damaged model file's)
+    // is not compared, which would cost its length times each name's in time and memory.
+    if (word.size() >= k.size() + best_d || k.size() >= word.size() + best_d) continue;
     const std::size_t d = edit_distance(word, k);
     if (d < best_d) {
       best_d = d;

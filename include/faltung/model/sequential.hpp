@@ -41,6 +41,7 @@
 #include "faltung/layers/layer.hpp"
 #include "faltung/model/batch_rows.hpp"
 #include "faltung/model/history.hpp"
+#include "faltung/model/inference_config.hpp"
 #include "faltung/model/trainer.hpp"
 #include "faltung/random.hpp"
 #include "faltung/tensor.hpp"
@@ -65,6 +66,7 @@ class Sequential {
     rng_ = other.rng_;
     seed_ = other.seed_;
     name_counts_ = other.name_counts_;
+    inference_ = other.inference_;
     trainer_ = other.trainer_;
     plan_execution();  // a ConvPool refers to this model's own layers
     return *this;
@@ -93,14 +95,24 @@ class Sequential {
       layer->set_name(k == 0 ? stem : stem + "_" + std::to_string(k));
     }
     layers_.push_back(std::move(layer));
-    plan_execution();
+    if (layers_.back()->built()) {
+      plan_execution();  // a built layer may fuse with the one before it
+    } else {
+      // An unbuilt layer fuses with nothing: appending it keeps the plan, and adding the n layers
+      // of a long architecture (a model file's) costs n steps, not n^2.
+      execution_.push_back(layers_.back().get());
+      outputs_.resize(execution_.size());
+      input_ = nullptr;
+    }
     return *this;
   }
 
-  /// Removes the last layer (to replace a trained network's head in transfer learning).
+  /// Removes the last layer (to replace a trained network's head in transfer learning). The class
+  /// names go with it: they named the outputs of the old head.
   Sequential& pop() {
     FALTUNG_CHECK(!layers_.empty(), "Sequential::pop: the model has no layers");
     layers_.pop_back();
+    inference_.class_names.clear();
     plan_execution();
     return *this;
   }
@@ -111,33 +123,8 @@ class Sequential {
   /// Every shape and the parameter count are checked first, against SizeLimits too, so a model
   /// too large to exist is refused before any layer allocates.
   void build(const Shape& input_shape) {
-    FALTUNG_CHECK(!layers_.empty(), "Sequential::build: the model has no layers");
-    check_tensor_elements(input_shape.numel(), "Sequential::build: the input shape ", input_shape);
     std::vector<Shape> inputs;  // each layer's per-sample input shape
-    Shape shape = input_shape;
-    std::size_t parameters = 0;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      Layer<T>& l = *layers_[i];
-      const std::string from = i == 0 ? std::string("the input") : "'" + layers_[i - 1]->name() + "' (" + layers_[i - 1]->type() + ")";
-      inputs.push_back(shape);
-      try {
-        Shape out = l.output_shape(shape);
-        check_tensor_elements(out.numel(), "its output shape ", out);
-        parameters = checked_add(parameters, l.built() ? l.parameter_count() : l.parameter_count_for(shape),
-                                 "the model's parameter count");
-        shape = out;
-      } catch (const Error& e) {
-        detail::fail("Sequential::build: layer ", i, " '", l.name(), "' (", l.type(), ") cannot take the output of ",
-                     from, " of shape ", shape, ": ", e.what());
-      }
-      if (l.built())
-        FALTUNG_CHECK(l.input_shape() == inputs[i], "Sequential::build: layer ", i, " '", l.name(), "' (", l.type(),
-                      ") was built for input ", l.input_shape(), " but ", from, " now gives ", inputs[i]);
-    }
-    const std::size_t limit = size_limits().max_parameters;
-    FALTUNG_CHECK(parameters <= limit, "Sequential::build: the model has ", parameters,
-                  " parameters for input shape ", input_shape, ", more than faltung's limit of ", limit,
-                  " (SizeLimits::max_parameters)");
+    check_build(input_shape, inputs);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       Layer<T>& l = *layers_[i];
       if (!l.built()) l.build(inputs[i], rng_);
@@ -146,6 +133,14 @@ class Sequential {
     input_shape_ = input_shape;
     built_ = true;
     plan_execution();
+  }
+
+  /// The number of parameters the model has once built for `input_shape`, computed with every
+  /// check of build() (shapes, overflow, SizeLimits) but without allocating: load_model compares
+  /// it with what a file holds before it builds anything.
+  std::size_t parameter_count_for(const Shape& input_shape) {
+    std::vector<Shape> inputs;
+    return check_build(input_shape, inputs);
   }
 
   bool built() const { return built_; }
@@ -171,6 +166,24 @@ class Sequential {
     std::vector<Parameter<T>*> all;
     for (auto& l : layers_) l->append_parameters(all);
     return all;
+  }
+  /// parameters(), each with the name of its layer: what model files store, and what
+  /// load_weights matches by name (LoadWeightsOptions::by_name).
+  std::vector<NamedParameter<T>> named_parameters() {
+    std::vector<NamedParameter<T>> all;
+    std::vector<Parameter<T>*> own;
+    for (auto& l : layers_) {
+      own.clear();
+      l->append_parameters(own);
+      for (Parameter<T>* p : own) all.push_back({l->name(), p});
+    }
+    return all;
+  }
+  /// The layers' names, in order.
+  std::vector<std::string> layer_names() const {
+    std::vector<std::string> names;
+    for (const auto& l : layers_) names.push_back(l->name());
+    return names;
   }
   std::size_t parameter_count() {
     std::size_t n = 0;
@@ -231,11 +244,55 @@ class Sequential {
     return s;
   }
 
-  /// Writes the architecture and weights to `path` atomically (faltung/io/model_file.hpp).
+  /// Writes the architecture, the layer names, the inference configuration (the loss, its output
+  /// activation, the class names) and the weights to `path` atomically (faltung/io/model_file.hpp).
   void save(const std::string& path) { faltung::save_model(*this, path); }
   /// Loads weights saved from a model of the same architecture and input shape; checks
-  /// everything before changing anything. To rebuild a model from a file, use load_model (io/load_model.hpp).
+  /// everything before changing anything. Only the weights: the model's compiled loss and class
+  /// names stay as they are. To rebuild a model from a file, use load_model (io/load_model.hpp).
   void load_weights(const std::string& path) { faltung::load_weights(*this, path); }
+  /// The same, or with LoadWeightsOptions().by_name(true) the weights of each layer whose name is
+  /// in the file, into a model that shares only some layers with the saved one (see
+  /// faltung::load_weights_by_name). Returns the names of the layers whose weights were loaded.
+  std::vector<std::string> load_weights(const std::string& path, const LoadWeightsOptions& options) {
+    if (options.by_name_) return faltung::load_weights_by_name(*this, path);
+    faltung::load_weights(*this, path);
+    std::vector<std::string> loaded;
+    for (auto& l : layers_)
+      if (!l->parameters().empty()) loaded.push_back(l->name());
+    return loaded;
+  }
+
+  // Inference configuration: how the outputs become probabilities and what the classes are
+  // called (model/inference_config.hpp). Model files store it; load_model restores it.
+
+  /// What predict() applies to the network's outputs: the compiled loss's output activation
+  /// (softmax for cross-entropy from logits); for a model that load_model rebuilt and that has not
+  /// been compiled since, the one its file stores; Linear (the outputs as they are) otherwise.
+  Activation output_activation() const {
+    return trainer_.compiled() ? trainer_.loss().output_activation() : inference_.output_activation;
+  }
+  /// The loss's name and output activation as output_activation() describes them, and the class names.
+  InferenceConfig inference_config() const {
+    InferenceConfig c = inference_;
+    if (trainer_.compiled()) c.loss = trainer_.loss().name();
+    c.output_activation = output_activation();
+    return c;
+  }
+  /// Sets what an uncompiled model's predict() applies and the class names; compile() overrides
+  /// the loss and activation. load_model calls it with what the file stores.
+  void set_inference_config(InferenceConfig c) {
+    detail::check_activation("Sequential::set_inference_config", c.output_activation);
+    if (built_) detail::check_class_names(c.class_names, output_shape(), "Sequential::set_inference_config");
+    inference_ = std::move(c);
+  }
+  /// Names the classes, one per output of a sample in output order (checked against the output
+  /// shape once the model is built, and when it is saved); {} removes them. Saved in model files.
+  void set_class_names(std::vector<std::string> names) {
+    if (built_) detail::check_class_names(names, output_shape(), "Sequential::set_class_names");
+    inference_.class_names = std::move(names);
+  }
+  const std::vector<std::string>& class_names() const { return inference_.class_names; }
 
   /// The random generator every initialisation, dropout mask and shuffle draws from.
   Random& random() { return rng_; }
@@ -329,13 +386,14 @@ class Sequential {
   // -------------------------------------------------------------------------------------------
   // Inference
 
-  /// The model's outputs as probabilities (the loss's output activation applied: softmax after
-  /// logits for cross-entropy, sigmoid for binary cross-entropy), in inference mode.
+  /// The model's outputs as probabilities (output_activation() applied: the loss's, softmax after
+  /// logits for cross-entropy, sigmoid for binary cross-entropy), in inference mode. A model
+  /// rebuilt by load_model applies the activation its file stores without being compiled.
   Tensor<T> predict(const Tensor<T>& x, std::size_t batch_size = 256) {
     FALTUNG_CHECK(built_, "Sequential::predict: build the model first");
     detail::check_batch_size("Sequential::predict", batch_size);
     set_training(false);
-    return detail::predict_in_batches(x, batch_size, output_shape(), trainer_.output_activation(), batch_x_,
+    return detail::predict_in_batches(x, batch_size, output_shape(), output_activation(), batch_x_,
                                       [this](const Tensor<T>& batch) -> const Tensor<T>& { return forward(batch); });
   }
 
@@ -374,6 +432,40 @@ class Sequential {
   }
 
  private:
+  /// build()'s checks, before anything is allocated: every layer's output shape, held to
+  /// SizeLimits, the class names against the output, and the model's parameter count (returned). Fills `inputs` with each layer's
+  /// per-sample input shape.
+  std::size_t check_build(const Shape& input_shape, std::vector<Shape>& inputs) {
+    FALTUNG_CHECK(!layers_.empty(), "Sequential::build: the model has no layers");
+    check_tensor_elements(input_shape.numel(), "Sequential::build: the input shape ", input_shape);
+    Shape shape = input_shape;
+    std::size_t parameters = 0;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      Layer<T>& l = *layers_[i];
+      const std::string from = i == 0 ? std::string("the input") : "'" + layers_[i - 1]->name() + "' (" + layers_[i - 1]->type() + ")";
+      inputs.push_back(shape);
+      try {
+        Shape out = l.output_shape(shape);
+        check_tensor_elements(out.numel(), "its output shape ", out);
+        parameters = checked_add(parameters, l.built() ? l.parameter_count() : l.parameter_count_for(shape),
+                                 "the model's parameter count");
+        shape = out;
+      } catch (const Error& e) {
+        detail::fail("Sequential::build: layer ", i, " '", l.name(), "' (", l.type(), ") cannot take the output of ",
+                     from, " of shape ", shape, ": ", e.what());
+      }
+      if (l.built())
+        FALTUNG_CHECK(l.input_shape() == inputs[i], "Sequential::build: layer ", i, " '", l.name(), "' (", l.type(),
+                      ") was built for input ", l.input_shape(), " but ", from, " now gives ", inputs[i]);
+    }
+    const std::size_t limit = size_limits().max_parameters;
+    FALTUNG_CHECK(parameters <= limit, "Sequential::build: the model has ", parameters,
+                  " parameters for input shape ", input_shape, ", more than faltung's limit of ", limit,
+                  " (SizeLimits::max_parameters)");
+    detail::check_class_names(inference_.class_names, shape, "Sequential::build");
+    return parameters;
+  }
+
   /// The position in execution_ of the lowest layer with a trainable parameter (a ConvPool has
   /// its Conv2D's), or execution_.size() when everything is frozen. Allocation-free: the
   /// parameters are gathered into a vector the model keeps.
@@ -418,6 +510,7 @@ class Sequential {
   Random rng_;
   std::uint64_t seed_ = 42;
   std::map<std::string, int> name_counts_;
+  InferenceConfig inference_;  // what predict applies when not compiled, and the class names
   Trainer<T> trainer_;  // the loss and optimizer compile() fixed
 };
 
