@@ -49,6 +49,9 @@
 namespace faltung {
 
 template <class T>
+class InferenceModel;
+
+template <class T>
 class Sequential {
  public:
   using Scalar = T;
@@ -374,6 +377,8 @@ class Sequential {
   }
 
  private:
+  friend class InferenceModel<T>;  // takes the layers of a Sequential it is made from by move
+
   /// The position in execution_ of the lowest layer with a trainable parameter (a ConvPool has
   /// its Conv2D's), or execution_.size() when everything is frozen. Allocation-free: the
   /// parameters are gathered into a vector the model keeps.
