@@ -183,10 +183,8 @@ std::string xml_problem(const std::string& s) {
   return "";
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using test::ProgramRun;
+using test::read_file;
 
 TEST(XmlCheck, RejectsWhatIsNotWellFormed) {
   EXPECT_EQ(xml_problem("<svg><g><rect x=\"1\"/></g></svg>"), "");
@@ -627,21 +625,8 @@ TEST(FashionMnistOptions, ResumeNeedsACheckpointAndOneDirectory) {
 // ---------------------------------------------------------------------------------------------
 // fashion_mnist --predict, the program itself, on a tiny saved model and pictures written here
 
-struct ProgramRun {
-  int status = -1;
-  std::string out, err;
-};
-
-ProgramRun run_program(const std::vector<std::string>& args, const test::TempDir& tmp) {
-  std::string command = "'" FALTUNG_TEST_FASHION_MNIST_PROGRAM "'";
-  for (const std::string& a : args) command += " '" + a + "'";  // the test's own paths: no quotes in them
-  command += " > '" + tmp.path("stdout.txt") + "' 2> '" + tmp.path("stderr.txt") + "'";
-  ProgramRun r;
-  const int w = std::system(command.c_str());
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  r.out = read_file(tmp.path("stdout.txt"));
-  r.err = read_file(tmp.path("stderr.txt"));
-  return r;
+test::ProgramRun run_program(const std::vector<std::string>& args, const test::TempDir& tmp) {
+  return test::run_program(FALTUNG_TEST_FASHION_MNIST_PROGRAM, args, tmp);
 }
 
 // The printed classes and probabilities are the model's own: predict() of the trained (compiled)

@@ -1,8 +1,9 @@
 // InferenceModel (model/inference_model.hpp): the same predictions as the Sequential it came
 // from, bit for bit, without any training state, and from many threads at once.
 //
-// The tests named Concurrent* are what .ci/run's ThreadSanitizer stage runs: keep them small
-// (the small network, a few samples per thread), since TSan runs them 5-15 times slower.
+// The tests named ConcurrentInference.* are what .ci/run's ThreadSanitizer stage runs (see
+// tests/tsan.supp and the README's "Thread safety"): keep them small (the small network, a few
+// samples per thread), since that build runs them at -O0 and TSan several times slower again.
 
 #include <gtest/gtest.h>
 
@@ -245,6 +246,18 @@ TEST(ConcurrentInference, EightThreadsWithWorkspacesOfTheirOwn) {
   });
   for (int t = 0; t < kThreads; ++t) EXPECT_TRUE(equal[std::size_t(t)]) << t;
   EXPECT_EQ(model.pooled_workspaces(), 0u);
+}
+
+TEST(ConcurrentInference, TwoKernelThreadsInEachOfFourCalls) {
+  // Each call starts OpenMP teams of its own (two threads each) inside the kernels.
+  const Threads two(2);
+  Sequential<float> net = trained_network<float>("small");
+  const Tensor<float> x = random_tensor<float>({2, 1, 28, 28}, 11);
+  const Tensor<float> expected = net.predict(x);
+  const InferenceModel<float> model(net, InferenceOptions().threads(2));
+  std::vector<int> equal(4, 0);
+  run_together(4, [&](int t) { equal[std::size_t(t)] = bitwise_equal(model.predict(x), expected); });
+  for (int t = 0; t < 4; ++t) EXPECT_TRUE(equal[std::size_t(t)]) << t;
 }
 
 /// A user's layer that overrides only forward_impl and keeps a buffer in itself: InferenceModel

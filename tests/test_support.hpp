@@ -4,12 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <sys/wait.h>
 #include <unistd.h>
 #endif
 
@@ -62,5 +67,33 @@ class TempDir {
  private:
   std::filesystem::path dir_;
 };
+
+/// The whole content of a file ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+/// What a program run printed and how it ended.
+struct ProgramRun {
+  int status = -1;  ///< the exit status, -1 when it did not exit normally
+  std::string out, err;
+};
+
+/// Runs `program` with `args` through the shell, its output into files in tmp. The arguments are
+/// the test's own (paths, options) and contain no single quotes.
+inline ProgramRun run_program(const std::string& program, const std::vector<std::string>& args, const TempDir& tmp) {
+  std::string command = "'" + program + "'";
+  for (const std::string& a : args) command += " '" + a + "'";
+  command += " > '" + tmp.path("stdout.txt") + "' 2> '" + tmp.path("stderr.txt") + "'";
+  ProgramRun r;
+  const int w = std::system(command.c_str());
+  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
+  r.out = read_file(tmp.path("stdout.txt"));
+  r.err = read_file(tmp.path("stderr.txt"));
+  return r;
+}
+#endif
 
 }  // namespace faltung::test

@@ -95,18 +95,13 @@ class InferenceModel {
     plan();
   }
 
-  /// Takes the built model's layers and weights, and leaves `model` empty (no layers, nothing
-  /// built): the training state is freed layer by layer as the weights move over, so the two
-  /// never hold a full copy of the weights each.
+  /// Takes the built model's layers and weights without copying them, frees everything only
+  /// training needs, and leaves `model` empty (no layers, nothing built).
   explicit InferenceModel(Sequential<T>&& model, const InferenceOptions& options = InferenceOptions())
       : InferenceModel(model, options, Copy{}) {
-    std::vector<std::unique_ptr<Layer<T>>> reversed;
-    while (model.size() > 0) {
-      reversed.push_back(for_inference(model.layer(model.size() - 1).clone()));
-      model.pop();  // the original and its gradients go now
-    }
-    layers_.assign(std::make_move_iterator(reversed.rbegin()), std::make_move_iterator(reversed.rend()));
-    model = Sequential<T>(model.seed());  // its buffers and optimizer state go too
+    layers_ = std::move(model.layers_);
+    model = Sequential<T>(model.seed());  // its buffers, its ConvPools and its optimizer state go too
+    for (auto& l : layers_) l = for_inference(std::move(l));
     plan();
   }
 

@@ -50,6 +50,9 @@
 FALTUNG_BEGIN_NAMESPACE
 
 template <class T>
+class InferenceModel;
+
+template <class T>
 class Sequential {
  public:
   using Scalar = T;
@@ -465,6 +468,8 @@ class Sequential {
     detail::check_class_names(inference_.class_names, shape, "Sequential::build");
     return parameters;
   }
+
+  friend class InferenceModel<T>;  // takes the layers of a Sequential it is made from by move
 
   /// The position in execution_ of the lowest layer with a trainable parameter (a ConvPool has
   /// its Conv2D's), or execution_.size() when everything is frozen. Allocation-free: the
