@@ -39,7 +39,8 @@
 //   u32 P    then P shapes (u32 rank, rank x u64): the parameter layout (0: no step yet)
 //   u32 K    then per kind of state: u32 + bytes its name, then P x (shape, values)
 //   6 x (u64 n, n x f64)  History: loss, accuracy, val_loss, val_accuracy, lr, seconds
-//   u64      History::best_epoch + 1
+//   u64      History::best_epoch + 1; u32 + n History::stop_reason (a run that stopped early
+//            does not go on when resumed)
 //   u32 C    then per callback with state: u32 + bytes its name, u32 k, k x f64
 //   u64      FNV-1a 64 of every preceding byte, as in model files
 //
@@ -200,6 +201,7 @@ void save_checkpoint(Model& m, const std::string& dir, const TrainingProgress& p
       for (double v : *series) f64(v);
     }
     w.u64(std::uint64_t(std::int64_t(h.best_epoch) + 1));
+    w.string(h.stop_reason, "stop reason");
     w.u32(std::uint32_t(progress.callbacks.size()));
     for (const CallbackState& c : progress.callbacks) {
       w.string(c.name, "callback name");
@@ -310,6 +312,7 @@ Checkpoint<T> read_checkpoint(const std::string& dir) {
     for (double& v : *series) v = f64("the history");
   }
   p.history.best_epoch = int(std::int64_t(r.u64("the best epoch")) - 1);
+  p.history.stop_reason = r.string("the stop reason");
   const std::size_t callbacks = count(r.u32("the callback count"), 8, "callbacks");
   for (std::size_t i = 0; i < callbacks; ++i) {
     CallbackState s;
