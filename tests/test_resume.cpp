@@ -278,6 +278,55 @@ TEST(Resume, ACheckpointAtTheLastEpochTrainsNoFurther) {
   EXPECT_EQ(h2.loss, h1.loss);
 }
 
+TEST(Resume, ARunThatStoppedEarlyStaysStopped) {
+  const Blobs b(60);
+  auto options = [](const std::string& dir) {
+    // min_delta 10: no epoch after the first improves, so patience 2 stops after epoch 3 of 8.
+    return FitOptions().epochs(8).batch_size(8).verbose(0).callback(EarlyStopping().monitor("loss").min_delta(10).patience(2))
+        .callback(BackupAndRestore(dir));
+  };
+  TempDir tmp;
+  Sequential<float> first = model_for(Opt::Adam);
+  const History h1 = first.fit(b.x, b.y, options(tmp.path("ckpt")));
+  ASSERT_EQ(h1.epochs(), 3u);
+  Sequential<float> again = model_for(Opt::Adam);
+  const History h2 = again.fit(b.x, b.y, options(tmp.path("ckpt")));
+  EXPECT_EQ(h2.epochs(), 3u);
+  EXPECT_EQ(h2.stop_reason, h1.stop_reason);
+  EXPECT_TRUE(bitwise_equal(weights_of(again), weights_of(first)));
+}
+
+TEST(Resume, ADoubleModelResumesToo) {
+  const Blobs blobs(60);
+  Tensor<double> x(blobs.x.shape()), y(blobs.y.shape());
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = double(blobs.x[i]);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = double(blobs.y[i]);
+  auto model = [] {
+    Sequential<double> net(9);
+    net.add<Dense>(DenseOptions(8).activation(ActivationKind::Tanh)).add<Dropout>(0.2).add<Dense>(3);
+    net.build({4});
+    net.compile(SparseCrossEntropy{}, RMSProp<double>(RMSPropOptions(0.01).momentum(0.9)));
+    return net;
+  };
+  auto options = [](int epochs, const std::string& dir) {
+    FitOptions o = FitOptions().epochs(epochs).batch_size(8).verbose(0);
+    if (!dir.empty()) o.callback(BackupAndRestore(dir));
+    return o;
+  };
+  Sequential<double> whole = model();
+  whole.fit(x, y, options(4, ""));
+  TempDir tmp;
+  const std::string dir = tmp.path("ckpt");
+  Sequential<double> first = model();
+  first.fit(x, y, options(2, dir));
+  Sequential<double> resumed = model();
+  resumed.fit(x, y, options(4, dir));
+  EXPECT_TRUE(bitwise_equal(weights_of(resumed), weights_of(whole)));
+  // A float model cannot take a double model's optimizer state.
+  const std::string e = error_of([&] { read_checkpoint<float>(dir); });
+  EXPECT_TRUE(contains(e, "of a double model, not of a float one")) << e;
+}
+
 // ---------------------------------------------------------------------------------------------
 // What a resume refuses, and damaged files
 

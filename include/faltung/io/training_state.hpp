@@ -21,7 +21,7 @@
 // the old one as model.faltung.new, the training state to a temporary (io/atomic_file.hpp);
 // only when both are complete on the disk are they renamed over the old files, model first. A
 // failure before that (disk full, no directory) leaves the old checkpoint as it was. The state
-// records the model file's checksum, so that the pair left by a crash between the two renames is
+// records a hash of the model file, so that the pair left by a crash between the two renames is
 // refused as mismatched rather than resumed with the wrong weights.
 //
 // The format, version 1, little-endian as model files (floats are their IEEE-754 bit patterns):
@@ -29,7 +29,7 @@
 //   8        magic "FTSTATE\n"
 //   u32      format version (1)
 //   u32      scalar size of the optimizer's state: 4 (float) or 8 (double)
-//   u64      the checksum of the model file saved with it (its last 8 bytes)
+//   u64      FNV-1a 64 of all the bytes of the model file saved with it
 //   u64      epochs done; u64 batch size; u32 shuffle (0 or 1)
 //   u64 n    then n x u64: the training samples' order (a permutation of 0..n-1)
 //   4 x u64, f64, u32     the model's random generator (Random::State)
@@ -39,7 +39,8 @@
 //   u32 P    then P shapes (u32 rank, rank x u64): the parameter layout (0: no step yet)
 //   u32 K    then per kind of state: u32 + bytes its name, then P x (shape, values)
 //   6 x (u64 n, n x f64)  History: loss, accuracy, val_loss, val_accuracy, lr, seconds
-//   u64      History::best_epoch + 1
+//   u64      History::best_epoch + 1; u32 + n History::stop_reason (a run that stopped early
+//            does not go on when resumed)
 //   u32 C    then per callback with state: u32 + bytes its name, u32 k, k x f64
 //   u64      FNV-1a 64 of every preceding byte, as in model files
 //
@@ -134,24 +135,10 @@ inline std::vector<std::vector<double>*> history_series(History& h) {
   return {&h.loss, &h.accuracy, &h.val_loss, &h.val_accuracy, &h.learning_rate, &h.seconds};
 }
 
-/// The checksum a model file ends with, read from its last 8 bytes.
-inline std::uint64_t model_file_checksum(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  FALTUNG_CHECK(f, "cannot save the checkpoint: cannot read back '", path, "'");
-  unsigned char b[8] = {};
-  const bool ok = std::fseek(f, -8, SEEK_END) == 0 && std::fread(b, 1, 8, f) == 8;
-  std::fclose(f);
-  FALTUNG_CHECK(ok, "cannot save the checkpoint: cannot read back '", path, "'");
-  std::uint64_t h = 0;
-  for (int i = 0; i < 8; ++i) h |= std::uint64_t(b[i]) << (8 * i);
-  return h;
-}
-
-/// The checksum in a validated model file's bytes.
-inline std::uint64_t model_file_checksum(const ModelFile& f) {
-  std::uint64_t h = 0;
-  for (int i = 0; i < 8; ++i) h |= std::uint64_t(f.bytes[f.bytes.size() - 8 + std::size_t(i)]) << (8 * i);
-  return h;
+/// What ties a model file to its training state: the FNV-1a 64 of all its bytes, whatever the
+/// model file's format version.
+inline std::uint64_t model_file_hash(const std::vector<unsigned char>& bytes) {
+  return fnv1a64(bytes.data(), bytes.size());
 }
 
 }  // namespace detail
@@ -176,7 +163,7 @@ void save_checkpoint(Model& m, const std::string& dir, const TrainingProgress& p
     w.bytes(training_state_magic, sizeof(training_state_magic));
     w.u32(training_state_version);
     w.u32(std::uint32_t(sizeof(T)));
-    w.u64(detail::model_file_checksum(pending));
+    w.u64(detail::model_file_hash(detail::read_file_bytes(pending)));  // as written, read back
     w.u64(std::uint64_t(progress.epoch));
     w.u64(progress.batch_size);
     w.u32(progress.shuffle ? 1 : 0);
@@ -214,6 +201,7 @@ void save_checkpoint(Model& m, const std::string& dir, const TrainingProgress& p
       for (double v : *series) f64(v);
     }
     w.u64(std::uint64_t(std::int64_t(h.best_epoch) + 1));
+    w.string(h.stop_reason, "stop reason");
     w.u32(std::uint32_t(progress.callbacks.size()));
     for (const CallbackState& c : progress.callbacks) {
       w.string(c.name, "callback name");
@@ -279,7 +267,7 @@ Checkpoint<T> read_checkpoint(const std::string& dir) {
                    r.remaining(), " bytes left for them (or the count is corrupt)");
     return std::size_t(k);
   };
-  const std::uint64_t model_checksum = r.u64("the model file's checksum");
+  const std::uint64_t model_hash = r.u64("the model file's hash");
   TrainingProgress& p = c.progress;
   const std::uint64_t epoch = r.u64("the epoch count");
   if (epoch > std::uint64_t(std::numeric_limits<int>::max())) corrupt("an epoch count of ", epoch);
@@ -324,6 +312,7 @@ Checkpoint<T> read_checkpoint(const std::string& dir) {
     for (double& v : *series) v = f64("the history");
   }
   p.history.best_epoch = int(std::int64_t(r.u64("the best epoch")) - 1);
+  p.history.stop_reason = r.string("the stop reason");
   const std::size_t callbacks = count(r.u32("the callback count"), 8, "callbacks");
   for (std::size_t i = 0; i < callbacks; ++i) {
     CallbackState s;
@@ -349,10 +338,10 @@ Checkpoint<T> read_checkpoint(const std::string& dir) {
   if (c.iterations < 0) corrupt("a step count of ", c.iterations);
 
   c.model = read_model_file(checkpoint_model_path(dir));
-  if (detail::model_file_checksum(c.model) != model_checksum)
+  if (detail::model_file_hash(c.model.bytes) != model_hash)
     detail::fail("cannot resume from '", dir, "': '", c.model.path, "' was not saved with '", path,
-                 "' (the model file's checksum is ", detail::hex64(detail::model_file_checksum(c.model)),
-                 ", the training state expects ", detail::hex64(model_checksum),
+                 "' (the model file's hash is ", detail::hex64(detail::model_file_hash(c.model.bytes)),
+                 ", the training state expects ", detail::hex64(model_hash),
                  "): a save was interrupted between its two renames, or the files come from different checkpoints");
   return c;
 }

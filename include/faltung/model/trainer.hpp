@@ -222,6 +222,7 @@ class Trainer {
     int first_epoch = 0;
     if (!state.checkpoint_dir.empty() && checkpoint_exists(state.checkpoint_dir))
       first_epoch = resume(model, state.checkpoint_dir, n_train, o, order, history);
+    if (!history.stop_reason.empty()) state.stop_training = true;  // the checkpointed run had stopped
     for (int epoch = first_epoch; epoch < o.epochs_ && !state.stop_training; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
       state.epoch = epoch;
@@ -297,11 +298,11 @@ class Trainer {
       state.logs = logs;
       bar.finish_epoch(seconds, to_pairs(logs, false));
       for (auto& c : o.callbacks_) c->on_epoch_end(state);
-      if (rank0 && !state.checkpoint_dir.empty()) save_checkpoint(model, state.checkpoint_dir, progress(epoch + 1, o, order, history));
       if (state.stop_training && history.stop_reason.empty()) {
         history.stop_reason = state.stop_reason.empty() ? "stopped by a callback" : state.stop_reason;
         bar.message(history.stop_reason);
       }
+      if (rank0 && !state.checkpoint_dir.empty()) save_checkpoint(model, state.checkpoint_dir, progress(epoch + 1, o, order, history));
     }
     for (auto& c : o.callbacks_) c->on_train_end(state);
     model.set_training(false);
