@@ -8,6 +8,7 @@
 //   fashion_mnist --sweep runs.txt --out sweep_out
 //   fashion_mnist --predict fashion_mnist_out/model.faltung shirt.jpg boot.png
 //   fashion_mnist --checkpoint-dir ckpt     (interrupted)   then   fashion_mnist --resume ckpt
+//   mpirun -np 2 fashion_mnist --threads 1   data-parallel over 2 processes (with faltung::mpi)
 //
 // The pieces: options.hpp (command line, presets, sweep files), run.hpp (one run), report.hpp
 // (results.md, sweep tables), plots.hpp and ../common/svg_plot.hpp (the SVG plots), predict.hpp
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,11 +30,18 @@
 #if FALTUNG_EXAMPLE_HAS_IMAGE
 #include "predict.hpp"
 #endif
+#if FALTUNG_EXAMPLE_HAS_MPI
+#include <faltung/distributed/mpi.hpp>
+#endif
 
 namespace {
 
 using fmnist::Config;
 using fmnist::ConfigError;
+
+/// The processes of a run started by mpirun; null for a plain run (and without faltung::mpi).
+faltung::Communicator* processes = nullptr;
+bool writes_files() { return !processes || processes->rank() == 0; }
 
 /// A problem with the data (missing, unreadable): exit status 3.
 struct DataError : std::runtime_error {
@@ -86,8 +95,8 @@ int run_single(const Config& c) {
     return 0;
   }
   const faltung::FashionMnist data = load_data(c);
-  fmnist::make_directory(c.out);  // fail now, not after training
-  const fmnist::RunResult r = fmnist::train_and_report(c, data, c.out, std::cout);
+  if (writes_files()) fmnist::make_directory(c.out);  // fail now, not after training
+  const fmnist::RunResult r = fmnist::train_and_report(c, data, c.out, std::cout, processes);
   fmnist::print_run_summary(r, std::cout);
   return 0;
 }
@@ -108,7 +117,7 @@ int run_sweep(const Config& base) {
   }
   if (base.summary_only) return 0;
   const faltung::FashionMnist data = load_data(base);
-  fmnist::make_directory(base.out);
+  if (writes_files()) fmnist::make_directory(base.out);
 
   std::vector<fmnist::RunResult> results;
   int failures = 0;
@@ -117,7 +126,7 @@ int run_sweep(const Config& base) {
     std::cout << "\n=== Run " << i + 1 << "/" << lines.size() << ": " << c.name << " ===\n";
     const std::string dir = fmnist::join_path(base.out, c.name);
     try {
-      results.push_back(fmnist::train_and_report(c, data, dir, std::cout));
+      results.push_back(fmnist::train_and_report(c, data, dir, std::cout, processes));
       fmnist::print_run_summary(results.back(), std::cout);
     } catch (const std::exception& e) {
       // One failed run (a NaN is not a failure: fit stops and reports it) does not lose the others.
@@ -130,8 +139,9 @@ int run_sweep(const Config& base) {
       std::cerr << "error: run '" << c.name << "' failed: " << e.what() << "\n";
     }
     // The comparison so far, rewritten after each run: a long sweep can be read while it runs.
-    fmnist::write_sweep_reports(results, base.out, base.sweep);
+    if (writes_files()) fmnist::write_sweep_reports(results, base.out, base.sweep);
   }
+  if (!writes_files()) return failures ? 1 : 0;
   const std::vector<std::string> files = fmnist::write_sweep_reports(results, base.out, base.sweep);
   std::cout << "\n" << fmnist::sweep_table_md(results) << "\nSweep outputs in " << base.out << "/: ";
   for (std::size_t i = 0; i < files.size(); ++i) std::cout << (i ? ", " : "") << files[i];
@@ -192,7 +202,29 @@ file, 3 the data (or --predict's model or a picture) is missing or unreadable.)"
 
 }  // namespace
 
+/// Under mpirun, a failure that only this process may have met (its data missing, a disk full on
+/// rank 0) ends every process of the job instead of leaving the others waiting for it.
+int finish(int status) {
+#if FALTUNG_EXAMPLE_HAS_MPI
+  if (status != 0 && processes && processes->size() > 1) static_cast<faltung::MpiCommunicator*>(processes)->abort(status);
+#endif
+  return status;
+}
+
 int main(int argc, char** argv) {
+#if FALTUNG_EXAMPLE_HAS_MPI
+  // Started by mpirun: train on every process, print on rank 0 (the others' std::cout goes
+  // nowhere). Started alone: as before, MPI untouched.
+  std::unique_ptr<faltung::MpiEnvironment> mpi;
+  std::unique_ptr<faltung::MpiCommunicator> world;
+  std::ostream quiet(nullptr);
+  if (faltung::MpiEnvironment::launched()) {
+    mpi = std::make_unique<faltung::MpiEnvironment>(&argc, &argv);
+    world = std::make_unique<faltung::MpiCommunicator>();
+    if (world->size() > 1) processes = world.get();
+    if (world->rank() != 0) std::cout.rdbuf(quiet.rdbuf());
+  }
+#endif
   CLI::App app("Train a convolutional network on Fashion-MNIST and plot the results (faltung " +
                    std::string(FALTUNG_VERSION_STRING) + ")",
                "fashion_mnist");
@@ -212,18 +244,20 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\nRun with --help for the options.\n";
     return 2;
   }
+  // Errors name the process that met them when there are several.
+  const std::string error = processes ? "error (rank " + std::to_string(processes->rank()) + "): " : "error: ";
   try {
     if (c.threads > 0) faltung::set_num_threads(c.threads);
     if (!c.predict.empty()) return run_predict(c);
-    return c.sweep.empty() ? run_single(c) : run_sweep(c);
+    return finish(c.sweep.empty() ? run_single(c) : run_sweep(c));
   } catch (const ConfigError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
+    std::cerr << error << e.what() << "\n";
+    return finish(2);
   } catch (const DataError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 3;
+    std::cerr << error << e.what() << "\n";
+    return finish(3);
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    std::cerr << error << e.what() << "\n";
+    return finish(1);
   }
 }

@@ -129,9 +129,11 @@ inline std::string join_path(const std::string& dir, const std::string& file) {
 /// Trains the configuration `c` on `data`, evaluates it on the test set and writes into
 /// `out_dir`: history.csv, model.faltung, curves.svg, confusion_matrix.svg, predictions.svg and
 /// results.md. Progress goes to `log`. With c.checkpoints(), a checkpoint is written there after
-/// every epoch, and the run continues from the one there (--resume).
+/// every epoch, and the run continues from the one there (--resume). With `comm` (started by
+/// mpirun), training and the test evaluation are shared out between its processes; only rank 0
+/// writes the outputs, and the other ranks return after the evaluation.
 inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& data, const std::string& out_dir,
-                                  std::ostream& log) {
+                                  std::ostream& log, faltung::Communicator* comm = nullptr) {
   using namespace faltung;
   RunResult r;
   r.config = c;
@@ -154,6 +156,7 @@ inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& 
 
   FitOptions fit;
   fit.epochs(c.epochs).batch_size(c.batch).verbose(c.verbose).output(log);
+  if (comm) fit.distributed(*comm);
   std::shared_ptr<EarlyStopping> stopper;
   if (c.patience > 0) {
     stopper = std::make_shared<EarlyStopping>();
@@ -182,13 +185,16 @@ inline RunResult train_and_report(const Config& c, const faltung::FashionMnist& 
     r.validation = "none";
   }
   log << "Training on " << r.train_samples << " images, validating on " << r.validation << ", " << c.epochs
-      << " epochs of batch " << c.batch << ", " << r.optimizer << ", " << num_threads() << " thread(s)\n";
+      << " epochs of batch " << c.batch << ", " << r.optimizer << ", " << num_threads() << " thread(s)";
+  if (comm) log << " in each of " << comm->size() << " processes";
+  log << "\n";
 
   const auto start = std::chrono::steady_clock::now();
   r.history = c.validate_on_test ? net.fit(x, y, test_x, test_y, fit) : net.fit(x, y, fit);
   r.fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  r.test = net.evaluate(test_x, test_y);
+  r.test = comm ? net.evaluate(test_x, test_y, *comm) : net.evaluate(test_x, test_y);
+  if (comm && comm->rank() != 0) return r;  // rank 0 writes the outputs
   const Tensor<float> probabilities = net.predict(test_x);
   std::vector<int> predicted(data.test.size());
   for (std::size_t i = 0; i < predicted.size(); ++i) {

@@ -27,6 +27,8 @@
 #include "faltung/model/progress.hpp"
 #include "faltung/model/sequential.hpp"
 #include "faltung/model/architecture.hpp"
+#include "faltung/distributed/communicator.hpp"
+#include "faltung/distributed/data_parallel.hpp"  // distributed/mpi.hpp, which needs MPI: include it yourself
 #include "faltung/io/atomic_file.hpp"
 #include "faltung/io/model_file.hpp"
 #include "faltung/io/training_state.hpp"

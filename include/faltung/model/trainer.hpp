@@ -24,6 +24,8 @@
 #include <any>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <numeric>
@@ -162,6 +164,9 @@ class Trainer {
   /// (both or neither), reports val_loss / val_accuracy on them after each epoch.
   History fit(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>* val_x,
               const Tensor<T>* val_y, const FitOptions& o) {
+    // Distributed, the processes first compare what they were given: the checks below then pass
+    // or fail alike on every one, and none is left waiting for another that failed alone.
+    if (o.comm_) check_ranks_agree(model, *o.comm_, x, y, val_x, o);
     FALTUNG_CHECK(compiled(), "Sequential::fit: compile the model first");
     FALTUNG_CHECK(model.built(), "Sequential::fit: build the model first");
     FALTUNG_CHECK(x.rank() >= 1 && y.rank() >= 1 && x.dim(0) == y.dim(0), "Sequential::fit: ", x.rank() ? x.dim(0) : 0,
@@ -203,7 +208,7 @@ class Trainer {
     }
 
     Communicator* comm = o.comm_;
-    if (comm) start_distributed(model, *comm, x, y, n_train, val_count, vx != nullptr, o);
+    if (comm) broadcast_model_state(model, *comm);  // rank 0's weights, shuffles, dropout streams
     const bool rank0 = !comm || comm->rank() == 0;
 
     History history;
@@ -220,8 +225,25 @@ class Trainer {
 
     for (auto& c : o.callbacks_) c->on_train_begin(state);
     int first_epoch = 0;
-    if (!state.checkpoint_dir.empty() && checkpoint_exists(state.checkpoint_dir))
-      first_epoch = resume(model, state.checkpoint_dir, n_train, o, order, history);
+    const bool resuming = !state.checkpoint_dir.empty() && checkpoint_exists(state.checkpoint_dir);
+    if (comm) resume_check(*comm, "checkpoint to resume from (1: found in " + state.checkpoint_dir + ")", resuming);
+    if (resuming) {
+      // Distributed, every process reads the checkpoint (rank 0 alone writes it: the directory
+      // must be shared, or copied to every machine); a failure on any one stops them all.
+      std::exception_ptr error;
+      try {
+        first_epoch = resume(model, state.checkpoint_dir, n_train, o, order, history);
+      } catch (...) {
+        if (!comm) throw;
+        error = std::current_exception();
+      }
+      if (comm) {
+        double sums[4] = {0, 0, 0, error ? 1.0 : 0.0};
+        detail::sum_or_rethrow(*comm, sums, error, "Sequential::fit (resuming)");
+        resume_check(*comm, "number of epochs done in the checkpoint", std::uint64_t(first_epoch));
+        broadcast_model_state(model, *comm);
+      }
+    }
     if (!history.stop_reason.empty()) state.stop_training = true;  // the checkpointed run had stopped
     for (int epoch = first_epoch; epoch < o.epochs_ && !state.stop_training; ++epoch) {
       const auto start = std::chrono::steady_clock::now();
@@ -460,28 +482,39 @@ class Trainer {
     return p.epoch;
   }
 
-  // Distributed training (distributed/data_parallel.hpp). Before anything else: every process
-  // must have the same model and data, or fails here with the same error; then all take rank 0's
-  // weights, shuffles and dropout streams.
-  void start_distributed(Sequential<T>& model, Communicator& comm, const Tensor<T>& x, const Tensor<T>& y,
-                         std::size_t n_train, std::size_t val_count, bool validation, const FitOptions& o) {
+  // Distributed training (distributed/data_parallel.hpp): every process must have the same model,
+  // data sizes and options, or all fail here with the same error.
+  void check_ranks_agree(Sequential<T>& model, Communicator& comm, const Tensor<T>& x, const Tensor<T>& y,
+                         const Tensor<T>* val_x, const FitOptions& o) {
     std::ostringstream text;
-    text << model.spec() << " on input " << model.input_shape() << ", loss " << loss_->name() << ", "
-         << optimizer_->config();
+    text << model.spec() << " on input " << model.input_shape();
+    if (compiled()) text << ", loss " << loss_->name() << ", " << optimizer_->config();
+    const auto rows = [](const Tensor<T>* t) { return std::uint64_t(t && t->rank() ? t->dim(0) : 0); };
+    std::uint64_t split = 0;
+    static_assert(sizeof split == sizeof o.validation_split_, "validation_split is compared as 64 bits");
+    std::memcpy(&split, &o.validation_split_, sizeof split);
     detail::check_ranks_agree(comm, "Sequential::fit (distributed)", text.str(),
-                              {{"number of parameters", model.parameter_count()},
-                               {"number of trainable parameters", model.trainable_parameter_count()},
-                               {"optimizer's step count", std::uint64_t(optimizer_->iterations())},
-                               {"number of training samples", n_train},
-                               {"number of validation samples", validation ? val_count : 0},
-                               {"values per sample of x", detail::row_size(x)},
-                               {"values per sample of y", detail::row_size(y)},
+                              {{"state of the model (built, compiled)", (model.built() ? 1u : 0u) + (compiled() ? 2u : 0u)},
+                               {"number of parameters", model.built() ? model.parameter_count() : 0},
+                               {"number of trainable parameters", model.built() ? model.trainable_parameter_count() : 0},
+                               {"optimizer's step count", compiled() ? std::uint64_t(optimizer_->iterations()) : 0},
+                               {"number of samples in x", rows(&x)},
+                               {"number of samples in y", rows(&y)},
+                               {"number of validation samples given", rows(val_x)},
+                               {"values per sample of x", x.rank() ? detail::row_size(x) : 0},
+                               {"values per sample of y", y.rank() ? detail::row_size(y) : 0},
                                {"batch size", o.batch_size_},
-                               {"number of epochs", std::uint64_t(o.epochs_)},
+                               {"number of epochs", std::uint64_t(std::int64_t(o.epochs_))},
+                               {"validation_split (its bits)", split},
                                {"shuffle option", o.shuffle_ ? 1u : 0u},
                                {"terminate_on_nan option", o.terminate_on_nan_ ? 1u : 0u},
                                {"number of callbacks", o.callbacks_.size()}});
-    broadcast_model_state(model, comm);
+  }
+
+  // Resuming a distributed fit: every process must find the same checkpoint.
+  static void resume_check(Communicator& comm, const std::string& what, std::uint64_t value) {
+    detail::check_ranks_agree(comm, "Sequential::fit (distributed, resuming)", std::string(),
+                              {{what.c_str(), value}});
   }
 
   // One step of distributed training on this process's `share` of a batch of `rows` rows, which
