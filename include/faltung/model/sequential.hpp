@@ -355,8 +355,6 @@ class Sequential {
   Optimizer<T>& optimizer() { return trainer_.optimizer(); }
   /// The compiled loss: its name, and how the outputs become probabilities (output_activation).
   const Loss<T>& loss() const { return trainer_.loss(); }
-  /// What predict applies to the outputs: the loss's output activation, Linear before compile.
-  Activation output_activation() const { return trainer_.output_activation(); }
 
   using BatchResult = faltung::BatchResult;
 
