@@ -7,6 +7,7 @@
 
 #include <faltung/data/fashion_mnist.hpp>
 #include <faltung/data/make_classification.hpp>
+#include <faltung/io/load_model.hpp>
 #include <faltung/model/architecture.hpp>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -290,4 +292,37 @@ TEST(Sizes, IdxArrayNumelIsChecked) {
 TEST(Sizes, MakeClassificationBeyondTheLimitIsRefused) {
   refused([] { make_classification<float>(MakeClassificationOptions().samples(100000).features(100000)); },
           {"make_classification: 100000 samples x 100000 features has 10000000000 elements"});
+}
+
+namespace {
+
+/// A model that is only an architecture, an input shape and no weights: what a short file
+/// claiming a huge network says.
+struct ClaimedModel {
+  std::string spec_;
+  Shape input_;
+  std::string spec() const { return spec_; }
+  const Shape& input_shape() const { return input_; }
+  bool built() const { return true; }
+  std::vector<Parameter<float>*> parameters() { return {}; }
+};
+
+}  // namespace
+
+// The file: a few dozen bytes with a valid checksum claiming dense:250000 on 784 inputs
+// made load_model build and initialise 196 million parameters (785 MB, seconds) before it
+// compared them with the file's tensors. Now nothing is built for a claim the bytes do not back.
+TEST(Sizes, AModelFileClaimingAHugeNetworkAllocatesNothing) {
+  test::TempDir tmp;
+  const std::string path = tmp.path("huge.faltung");
+  ClaimedModel claim{"dense:250000", Shape{784}};
+  save_model(claim, path);
+  refused([&] { load_model<float>(path); },
+          {"its architecture 'dense:250000' has 196250000 parameters for input shape (784)",
+           "the file holds 0 values in 0 parameter tensors"});
+  // Beyond the parameter limit: refused by the same checks as build's, naming the file.
+  ClaimedModel beyond{"dense:100000000", Shape{100000}};
+  save_model(beyond, path);
+  refused([&] { load_model<double>(path); },
+          {"cannot load '", "does not build for input shape (100000)", "SizeLimits::max_parameters"});
 }

@@ -323,8 +323,8 @@ inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   if (!f) fail("cannot load '", path, "': cannot open it: ", errno_text(errno));
   std::vector<unsigned char> bytes;
   std::size_t got = 0;
-  for (;;) {
-    const std::size_t block = std::size_t(1) << 20;
+  // Blocks that start small and double up to 1 MiB: a small file costs a small buffer.
+  for (std::size_t block = std::size_t(1) << 12;; block = std::min(2 * block, std::size_t(1) << 20)) {
     bytes.resize(got + block);
     const std::size_t n = std::fread(bytes.data() + got, 1, block, f);
     got += n;
