@@ -763,7 +763,7 @@ TEST(WorkSplit, SmallWorkRunsOnTheCallingThreadWithoutARegion) {
   };
   // The tabular MLP's 64 -> 32 layer at batch 32: 65,536 multiply-adds per product, which used
   // to start a team of two threads three times per step.
-  for_row_blocks(32, 32 * 64 * 32, [&](std::size_t first, std::size_t count) { record(first, first + count); });
+  for_row_blocks<float>(32, 32 * 64 * 32, [&](std::size_t first, std::size_t count) { record(first, first + count); });
   EXPECT_EQ(blocks, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 32}}));
   EXPECT_EQ(deepest, 0);
   blocks.clear();
@@ -784,12 +784,35 @@ TEST(WorkSplit, LargeWorkCoversEveryElementOnceInBlocks) {
     });
     EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), std::ptrdiff_t(n)) << threads << " threads";
     std::vector<int> rows(7, 0);
-    for_row_blocks(7, std::size_t(1) << 30, [&](std::size_t first, std::size_t count) {
+    for_row_blocks<float>(7, std::size_t(1) << 30, [&](std::size_t first, std::size_t count) {
       EXPECT_GT(count, 0u);
       for (std::size_t i = first; i < first + count; ++i) ++rows[i];
     });
     EXPECT_EQ(std::count(rows.begin(), rows.end(), 1), 7) << threads << " threads";
   }
+}
+
+TEST(WorkSplit, EigenProductsAreCutIntoTheSameBlocksAtAnyThreadCount) {
+  // Eigen's bits follow the shape of each product, so its blocks must not follow the threads.
+  ThreadCountGuard guard;
+  std::vector<std::pair<std::size_t, std::size_t>> first_blocks;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    std::vector<std::pair<std::size_t, std::size_t>> blocks;
+    std::vector<int> eigen_threads;
+    for_row_blocks<double>(200, std::size_t(1) << 30, [&](std::size_t first, std::size_t count) {
+      FALTUNG_OMP(critical(faltung_test_blocks)) {
+        blocks.emplace_back(first, first + count);
+        eigen_threads.push_back(num_threads());  // what an Eigen product inside would use
+      }
+    });
+    std::sort(blocks.begin(), blocks.end());
+    EXPECT_EQ(blocks.size(), kMaxEigenRowBlocks) << threads << " threads";
+    for (int t : eigen_threads) EXPECT_EQ(t, 1) << threads << " threads";
+    if (threads == 1) first_blocks = blocks;
+    EXPECT_EQ(blocks, first_blocks) << threads << " threads";
+  }
+  EXPECT_EQ(num_threads(), 3);  // restored after the blocks
 }
 
 }  // namespace

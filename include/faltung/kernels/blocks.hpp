@@ -50,6 +50,22 @@ void for_each_block(std::size_t n, int parts, const Block& block) {
     block(n * std::size_t(t) / std::size_t(parts), n * std::size_t(t + 1) / std::size_t(parts));
 }
 
+/// Calls block(first, last) on `parts` contiguous blocks of [0, n), shared among `threads`
+/// threads (consecutive blocks to each); with one thread, all on the calling thread, in order.
+/// For work whose results follow its blocks: they stay the same whatever the thread count.
+template <class Block>
+void for_each_fixed_block(std::size_t n, int parts, int threads, const Block& block) {
+  const auto run = [&](int t) {
+    block(n * std::size_t(t) / std::size_t(parts), n * std::size_t(t + 1) / std::size_t(parts));
+  };
+  if (threads <= 1 || parts <= 1) {
+    for (int t = 0; t < parts; ++t) run(t);
+    return;
+  }
+  FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
+  for (int t = 0; t < parts; ++t) run(t);
+}
+
 /// for_each_block over [0, n) with as many blocks as `work` units (of n elements) deserve.
 template <class Block>
 void for_each_block(std::size_t n, std::size_t work, std::size_t min_per_thread, const Block& block) {

@@ -22,9 +22,10 @@
 // otherwise (double, or no SIMD) Eigen. One GEMM per sample rather than one per batch: the sample's
 // column buffer stays in L2 between im2col and the GEMM, and the batch is the parallel loop.
 // OpenMP runs over the samples of the batch. Forward and backward-data write only their own
-// sample. Backward-weights sums over samples, so each thread accumulates into its own slice of
-// the workspace, and the slices are added in thread order afterwards, each thread adding those
-// of its own output channels: no atomics, and the same result for the same thread count.
+// sample. Backward-weights sums over samples, so the batch is split into a fixed number of chunks
+// (conv2d/gradients.hpp GradientChunks), each accumulating into its own slice of the workspace,
+// and the slices are added in chunk order afterwards, each thread adding those of its own output
+// channels: no atomics, and the same result for any thread count.
 // A max pool can be fused behind the convolution (FusedMaxPool): each sample's output is pooled
 // while it is in cache, and its gradient unpooled there, so the full-size output never goes to
 // memory.
@@ -34,7 +35,8 @@
 //   naive.hpp          the naive references the tests compare against
 //   rows.hpp           add / copy / gated copy of one short row (SIMD)
 //   im2col.hpp         im2col and col2im for one sample
-//   gradients.hpp      one sample's weight and input gradient; the sum of the per-thread partials
+//   gradients.hpp      one sample's weight and input gradient; the batch's chunks and the sum of
+//                      their partial weight gradients
 //   implicit_gemm.hpp  the stride-1 convolutions without a column matrix
 //   fused_pool.hpp     FusedMaxPool, the pool run behind a convolution
 // and here the dispatch: conv2d_forward and conv2d_backward, which pick the implicit GEMM or
@@ -95,6 +97,7 @@ FALTUNG_OMP(parallel for schedule(static) num_threads(threads))
       simd::gemm(OC, P, K, w, K, 1, col, Pp, yn, P, false, b, relu);
 #endif
     } else {
+      const ScopedNumThreads eigen_on_this_thread(1);
       RowMajorMap<T> Y(yn, Eigen::Index(OC), Eigen::Index(P));
       Y.noalias() = ConstRowMajorMap<T>(w, Eigen::Index(OC), Eigen::Index(K)) *
                     ConstStridedMap<T>(col, Eigen::Index(K), Eigen::Index(P), Eigen::OuterStride<>(Eigen::Index(Pp)));
@@ -126,14 +129,15 @@ void conv2d_forward(const Conv2DParams& p, const T* x, const T* w, const T* b, T
 /// ones below its K rows, so column K of the partial dW is sum_P dz (a separate scalar sum over
 /// the pixels is one dependent add per element and cost as much as the whole K = 9 product).
 ///
-/// Each thread sums its own samples into its own partial dW (no atomics); after the loop the
-/// partials are added in thread order, output channel by output channel in parallel, so the
-/// result is the same for the same thread count.
+/// The batch is split into chunks of consecutive samples (GradientChunks), the unit of the
+/// parallel loop: each chunk sums its own samples into its own partial dW (no atomics), and after
+/// the loop the partials are added in chunk order, output channel by output channel in parallel,
+/// so the result is the same for any thread count.
 ///
 /// workspace, per thread: col (K + 1, Pp) (im2col of x_n with the row of ones, then dcol for
 /// dx) | plane (Hp, Wp) (im2col's and col2im's padded plane) | dyt (P, OCp) (dz_n transposed;
-/// SIMD path with K > 32) | dz (OC, P) (relu or pool only) | partial dW: (K + 1, OCp) when
-/// transposed, else (OC, K + 1).
+/// SIMD path with K > 32) | dz (OC, P) (relu or pool only); then, per chunk, its partial dW:
+/// (K + 1, OCp) when transposed, else (OC, K + 1).
 template <class T>
 void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, const T* dy, bool relu, T* dw, T* db,
                      T* dx, Tensor<T>& workspace, const FusedMaxPool<T>* pool = nullptr) {
@@ -149,7 +153,6 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
   const std::size_t K = p.patch_size(), K1 = K + 1, P = p.out_pixels(), OC = p.out_channels;
   const std::size_t Pp = round_up16(P), OCp = round_up16(OC), in_sample = p.in_channels * p.in_pixels();
   const bool weights = dw != nullptr;
-  const int threads = conv_threads(p, std::size_t(weights) + std::size_t(dx != nullptr));
   constexpr bool simd_path = use_simd_gemm<T>();
   // Two SIMD forms for dW (see the loop): with few patch rows (K <= 32, a first layer) the
   // dot-product form on dz and col as they are; otherwise the broadcast form on a transposed dz.
@@ -157,9 +160,13 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
   const std::size_t col_size = K1 * Pp, dyt_size = transposed ? P * OCp : 0, dz_size = relu || pool ? OC * P : 0;
   const std::size_t dw_size = !weights ? 0 : transposed ? K1 * OCp : OC * K1;
   const std::size_t plane_size = padded_plane_size(p);
-  const std::size_t per_thread = col_size + plane_size + dyt_size + dz_size + dw_size;
-  resize_workspace(workspace, threads, per_thread, 0, "conv2d_backward");
-  int team = 1;  // the threads that actually run (fewer than asked inside another parallel region)
+  const std::size_t per_thread = col_size + plane_size + dyt_size + dz_size;
+  const GradientChunks chunks(p.batch, dw_size);
+  const int threads =
+      std::max(1, std::min(conv_threads(p, std::size_t(weights) + std::size_t(dx != nullptr)), int(chunks.count)));
+  resize_workspace(workspace, threads, per_thread, checked_mul(chunks.count, dw_size, "conv2d_backward: the workspace"),
+                   "conv2d_backward");
+  T* const partials = workspace.data() + std::size_t(threads) * per_thread;  // chunk g's at g * dw_size
   FALTUNG_OMP(parallel num_threads(threads))
   {
     const std::size_t t = std::size_t(thread_index());
@@ -167,33 +174,31 @@ void conv2d_backward(const Conv2DParams& p, const T* x, const T* w, const T* y, 
     T* plane = col + col_size;                   // (Hp, Wp)
     T* dyt = plane + plane_size;                 // (P, OCp)
     T* dz_t = dyt + dyt_size;                    // (OC, P)
-    T* dw_t = dz_t + dz_size;                    // partial dW, with db in column / row K
-    if (t == 0) team = thread_count();
-    if (weights) {
-      std::fill(dw_t, dw_t + dw_size, T(0));
-      std::fill(col + K * Pp, col + K * Pp + P, T(1));  // the row of ones: db = dz * 1
-    }
+    if (weights) std::fill(col + K * Pp, col + K * Pp + P, T(1));  // the row of ones: db = dz * 1
     FALTUNG_OMP(for schedule(static))
-    for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(p.batch); ++n) {
-      const T* dzn = dz_t;  // (OC, P)
-      if (pool) {
-        pool->backward_sample(std::size_t(n), dz_t, relu);
-      } else if (relu) {
-        copy_row(dz_t, dy + std::size_t(n) * OC * P, OC * P, y + std::size_t(n) * OC * P);
-      } else {
-        dzn = dy + std::size_t(n) * OC * P;
+    for (std::ptrdiff_t g = 0; g < std::ptrdiff_t(chunks.count); ++g) {
+      T* dw_g = partials + std::size_t(g) * dw_size;  // the chunk's partial dW, with db in column / row K
+      std::fill(dw_g, dw_g + dw_size, T(0));
+      for (std::size_t n = chunks.first(std::size_t(g)); n < chunks.first(std::size_t(g) + 1); ++n) {
+        const T* dzn = dz_t;  // (OC, P)
+        if (pool) {
+          pool->backward_sample(n, dz_t, relu);
+        } else if (relu) {
+          copy_row(dz_t, dy + n * OC * P, OC * P, y + n * OC * P);
+        } else {
+          dzn = dy + n * OC * P;
+        }
+        if (weights) {
+          im2col(p, x + n * in_sample, col, Pp, plane);
+          conv_weight_gradient(OC, K1, P, Pp, OCp, transposed, dzn, col, dyt, dw_g);
+        }
+        if (dx) conv_data_gradient(p, dzn, w, col, Pp, plane, dx + n * in_sample);
       }
-      if (weights) {
-        im2col(p, x + std::size_t(n) * in_sample, col, Pp, plane);
-        conv_weight_gradient(OC, K1, P, Pp, OCp, transposed, dzn, col, dyt, dw_t);
-      }
-      if (dx) conv_data_gradient(p, dzn, w, col, Pp, plane, dx + std::size_t(n) * in_sample);
     }
     // The implicit barrier above: every partial is complete. Each thread now adds up the
-    // partials of its own output channels, in thread order.
+    // partials of its own output channels, in chunk order.
     if (weights)  // element (o, k) of a partial: (k, o) of the transposed (K + 1, OCp) layout
-      add_weight_partials(workspace.data() + col_size + plane_size + dyt_size + dz_size, per_thread, team, OC,
-                                  K, transposed ? 1 : K1, transposed ? OCp : 1, dw, db);
+      add_weight_partials(partials, dw_size, chunks.count, OC, K, transposed ? 1 : K1, transposed ? OCp : 1, dw, db);
   }
 }
 

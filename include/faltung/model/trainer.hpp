@@ -18,7 +18,8 @@
 // distributed/data_parallel.hpp); evaluate then takes its share of the rows too.
 //
 // The batch and loss-gradient buffers are kept across batches, so the steady
-// state allocates nothing.
+// state allocates nothing. Each step runs at the configured thread count or at one thread,
+// whichever the trainer measures to be faster (model/adaptive_threads.hpp).
 
 #include <algorithm>
 #include <any>
@@ -43,6 +44,7 @@
 #include "faltung/io/training_state.hpp"
 #include "faltung/kernels/activation.hpp"
 #include "faltung/losses/loss.hpp"
+#include "faltung/model/adaptive_threads.hpp"
 #include "faltung/model/batch_rows.hpp"
 #include "faltung/model/callbacks.hpp"
 #include "faltung/model/history.hpp"
@@ -73,6 +75,10 @@ struct FitOptions {
   /// Stop when a batch's loss is NaN or infinite, keeping the weights of the last finite-loss
   /// batch. Default true.
   FitOptions& terminate_on_nan(bool v) { terminate_on_nan_ = v; return *this; }
+  /// Let the trainer run each step at the configured thread count or at one thread, whichever
+  /// it measures to be faster (model/adaptive_threads.hpp). Default true (and
+  /// set_adaptive_threads(false) turns it off for the process); the results are the same bits.
+  FitOptions& adaptive_threads(bool v) { adaptive_threads_ = v; return *this; }
   /// Adds a callback (copied): .callback(EarlyStopping().patience(3))
   template <class C, class = std::enable_if_t<std::is_base_of<Callback, std::decay_t<C>>::value>>
   FitOptions& callback(C&& c) {
@@ -98,6 +104,7 @@ struct FitOptions {
   int verbose_ = 1;
   std::ostream* output_ = &std::cout;
   bool terminate_on_nan_ = true;
+  bool adaptive_threads_ = true;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   Communicator* comm_ = nullptr;
 };
@@ -264,7 +271,8 @@ class Trainer {
         if (o.terminate_on_nan_) snapshot_into(model, last_good);
         BatchResult r{};
         try {
-          r = comm ? distributed_step(model, batch_x_, batch_y_, share, m, *comm) : train_step(model, batch_x_, batch_y_);
+          r = comm ? distributed_step(model, batch_x_, batch_y_, share, m, *comm)
+                   : train_step(model, batch_x_, batch_y_, o.adaptive_threads_);
         } catch (const TargetError& e) {
           throw e.with_row(order[at + e.row()], "y");  // the batch's row is no use to anyone
         }
@@ -335,8 +343,10 @@ class Trainer {
   /// One gradient step on the batch (x, y): forward in training mode, loss, backward, optimizer
   /// step. No step on a non-finite loss: the caller decides what to do about it. A bad target is a
   /// TargetError naming its row of the batch (fit names the row of the data set).
-  BatchResult train_step(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y) {
+  /// With `adapt` (and set_adaptive_threads on), at the thread count adapt_threads_ chooses.
+  BatchResult train_step(Sequential<T>& model, const Tensor<T>& x, const Tensor<T>& y, bool adapt = true) {
     FALTUNG_CHECK(compiled(), "Sequential::train_on_batch: compile the model first");
+    const detail::AdaptiveStep threads(adapt_threads_, adapt && faltung::adaptive_threads(), x.rank() ? x.dim(0) : 0);
     model.set_training(true);
     const Tensor<T>& out = model.forward(x);
     const double loss = double(loss_->value_and_gradient(out, y, loss_grad_));
@@ -599,6 +609,7 @@ class Trainer {
   std::unique_ptr<Optimizer<T>> optimizer_;
   Tensor<T> loss_grad_, batch_x_, batch_y_;
   GradientReducer<T> reducer_;  // distributed training's fused gradient buffer
+  AdaptiveThreads adapt_threads_;  // the thread count of each training step
 };
 
 FALTUNG_END_NAMESPACE

@@ -144,10 +144,10 @@ inline void conv2d_forward_implicit(const Conv2DParams& p, const float* x, const
 }
 
 /// conv2d_backward's implicit-GEMM form (see above and conv2d_backward). workspace, per thread:
-///   dW:  x's padded planes, then a row of ones (P') | dz wide (OC, P') | its transpose (P', OCp) |
-///        the partial dW1^T (K + 1, OCp)
+///   dW:  x's padded planes, then a row of ones (P') | dz wide (OC, P') | its transpose (P', OCp)
 ///   dx:  dz's padded planes | dx wide (C, H * Wq)
-/// and once, shared: the flipped kernel (C, OC * KH * KW) for dx.
+/// then per chunk of the batch (GradientChunks) its partial dW1^T (K + 1, OCp), and once, shared:
+/// the flipped kernel (C, OC * KH * KW) for dx.
 inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, const float* w, const float* y,
                                      const float* dy, bool relu, float* dw, float* db, float* dx,
                                      Tensor<float>& workspace, const FusedMaxPool<float>* pool) {
@@ -155,7 +155,6 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   const std::size_t KH = p.h.window, KW = p.w.window, taps = KH * KW, OK = OC * taps;
   const std::size_t OH = p.h.out, OW = p.w.out, P = OH * OW, H = p.h.in, W = p.w.in, OCp = round_up16(OC);
   const std::size_t in_sample = C * p.in_pixels();
-  const int threads = conv_threads(p, std::size_t(dw != nullptr) + std::size_t(dx != nullptr));
   const PlaneStack xs = input_planes(p), zs = gradient_planes(p);
   const std::size_t x_wide = OH * xs.ld, dx_wide = H * zs.ld;
   // Per-thread slices; a size is 0 for a pass that is not wanted.
@@ -163,11 +162,15 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
                     dzt_size = dw ? x_wide * OCp : 0, part_size = dw ? K1 * OCp : 0;
   const std::size_t dz_planes_size = dx ? zs.size() : 0, dx_wide_size = dx ? C * dx_wide : 0;
   const std::size_t unpooled_size = pool ? OC * P : 0;
-  const std::size_t per_thread =
-      planes_size + dz_wide_size + dzt_size + part_size + dz_planes_size + dx_wide_size + unpooled_size;
-  const std::size_t part_offset = planes_size + dz_wide_size + dzt_size;
-  resize_workspace(workspace, threads, per_thread, dx ? C * OK : 0, "conv2d_backward");
-  float* const w_flipped = workspace.data() + std::size_t(threads) * per_thread;  // (C, OC * KH * KW)
+  const std::size_t per_thread = planes_size + dz_wide_size + dzt_size + dz_planes_size + dx_wide_size + unpooled_size;
+  const GradientChunks chunks(p.batch, part_size);
+  const int threads =
+      std::max(1, std::min(conv_threads(p, std::size_t(dw != nullptr) + std::size_t(dx != nullptr)), int(chunks.count)));
+  const std::size_t parts_total = checked_mul(chunks.count, part_size, "conv2d_backward: the workspace");
+  resize_workspace(workspace, threads, per_thread,
+                   checked_add(parts_total, dx ? C * OK : 0, "conv2d_backward: the workspace"), "conv2d_backward");
+  float* const partials = workspace.data() + std::size_t(threads) * per_thread;  // chunk g's (K + 1, OCp) at g * part_size
+  float* const w_flipped = partials + parts_total;                                // (C, OC * KH * KW)
   std::vector<std::ptrdiff_t>& table = offset_table_scratch();
   table.resize(K1 + OK);
   std::ptrdiff_t* const x_rows = table.data();      // A rows of dW: x's taps, then the row of ones
@@ -175,17 +178,14 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
   xs.window_offsets(KH, KW, x_rows);
   x_rows[K] = std::ptrdiff_t(xs.size());
   zs.window_offsets(KH, KW, dz_rows);
-  int team = 1;  // the threads that actually run (fewer than asked inside another parallel region)
   FALTUNG_OMP(parallel num_threads(threads))
   {
     float* const planes = workspace.data() + std::size_t(thread_index()) * per_thread;
     float* const dz_wide = planes + planes_size;  // (OC, OH, Wp)
     float* const dzt = dz_wide + dz_wide_size;     // (OH * Wp, OCp)
-    float* const part = dzt + dzt_size;            // (K + 1, OCp)
-    float* const dz_planes = part + part_size;
+    float* const dz_planes = dzt + dzt_size;
     float* const dx_w = dz_planes + dz_planes_size;  // (C, H, Wq)
     float* const unpooled = dx_w + dx_wide_size;     // (OC, OH, OW) dz_n from a fused pool
-    if (thread_index() == 0) team = thread_count();
     // Zero every border and extra column once; per sample only the interiors are rewritten.
     std::fill(planes, planes + per_thread, 0.0f);
     if (dw) std::fill(planes + xs.size(), planes + xs.size() + x_wide, 1.0f);
@@ -196,41 +196,44 @@ inline void conv2d_backward_implicit(const Conv2DParams& p, const float* x, cons
           for (std::size_t t = 0; t < taps; ++t)
             w_flipped[(std::size_t(c) * OC + o) * taps + t] = w[(o * C + std::size_t(c)) * taps + taps - 1 - t];
     }
-    simd::GemmArgs gw;  // dW1^T (K + 1, OC) += X (K + 1, P') * dZ^T (P', OC)
+    simd::GemmArgs gw;  // dW1^T (K + 1, OC) += X (K + 1, P') * dZ^T (P', OC), into the chunk's partial
     gw.depth = x_wide;
     gw.a = planes;
     gw.a_rows = x_rows;
     gw.b = dzt;
     gw.ldb = OCp;
-    gw.c = part;
     gw.ldc = OCp;
     gw.accumulate = true;
     // dX' (C, H * Wq) = W' (C, OC * KH * KW) * the taps of dz's planes
     const simd::GemmArgs gx = taps_gemm(w_flipped, OK, dz_planes, dz_rows, dx_w, dx_wide);
     FALTUNG_OMP(for schedule(static))
-    for (std::ptrdiff_t n = 0; n < std::ptrdiff_t(p.batch); ++n) {
-      const float* dyn = unpooled;  // (OC, OH, OW)
-      const float* gate = nullptr;
-      if (pool) {
-        pool->backward_sample(std::size_t(n), unpooled, relu);
-      } else {
-        dyn = dy + std::size_t(n) * OC * P;
-        gate = relu ? y + std::size_t(n) * OC * P : nullptr;
-      }
-      if (dw) {
-        xs.fill(planes, x + std::size_t(n) * in_sample);
-        copy_rows(dyn, OW, dz_wide, xs.ld, OC * OH, OW, gate);
-        simd::transpose(OC, x_wide, dz_wide, x_wide, dzt, OCp);
-        simd::gemm(K1, OC, gw);
-      }
-      if (dx) {
-        zs.fill(dz_planes, dyn, gate);
-        simd::gemm(C, dx_wide, gx);
-        copy_rows(dx_w, zs.ld, dx + std::size_t(n) * in_sample, W, C * H, W);  // drop the extra columns
+    for (std::ptrdiff_t g = 0; g < std::ptrdiff_t(chunks.count); ++g) {
+      gw.c = partials + std::size_t(g) * part_size;  // (K + 1, OCp)
+      std::fill(gw.c, gw.c + part_size, 0.0f);
+      for (std::size_t n = chunks.first(std::size_t(g)); n < chunks.first(std::size_t(g) + 1); ++n) {
+        const float* dyn = unpooled;  // (OC, OH, OW)
+        const float* gate = nullptr;
+        if (pool) {
+          pool->backward_sample(n, unpooled, relu);
+        } else {
+          dyn = dy + n * OC * P;
+          gate = relu ? y + n * OC * P : nullptr;
+        }
+        if (dw) {
+          xs.fill(planes, x + n * in_sample);
+          copy_rows(dyn, OW, dz_wide, xs.ld, OC * OH, OW, gate);
+          simd::transpose(OC, x_wide, dz_wide, x_wide, dzt, OCp);
+          simd::gemm(K1, OC, gw);
+        }
+        if (dx) {
+          zs.fill(dz_planes, dyn, gate);
+          simd::gemm(C, dx_wide, gx);
+          copy_rows(dx_w, zs.ld, dx + n * in_sample, W, C * H, W);  // drop the extra columns
+        }
       }
     }
     // The implicit barrier above: every partial is complete.
-    if (dw) add_weight_partials(workspace.data() + part_offset, per_thread, team, OC, K, 1, OCp, dw, db);
+    if (dw) add_weight_partials(partials, part_size, chunks.count, OC, K, 1, OCp, dw, db);
   }
 }
 #endif
