@@ -35,7 +35,7 @@
 #include "faltung/config.hpp"
 #include "faltung/threading.hpp"
 
-namespace faltung {
+FALTUNG_BEGIN_NAMESPACE
 
 /// The tuning of AdaptiveThreads; the defaults suit training steps of milliseconds to seconds.
 struct AdaptiveThreadsOptions {
@@ -178,4 +178,4 @@ class AdaptiveStep {
 
 }  // namespace detail
 
-}  // namespace faltung
+FALTUNG_END_NAMESPACE
