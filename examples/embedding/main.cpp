@@ -87,10 +87,9 @@ int train(const Options& o) {
 }
 
 int predict(const Options& o) {
-  // The model, once: weights only, shared by every thread. The file's model is not compiled, so
-  // the softmax that turns its logits into probabilities is named here.
-  const InferenceModel<float> model =
-      load_inference_model<float>(o.model, InferenceOptions().output_activation(ActivationKind::Softmax));
+  // The model, once: weights only, shared by every thread. The file stores the loss's output
+  // activation (softmax for these logits), so predict gives probabilities.
+  const InferenceModel<float> model = load_inference_model<float>(o.model);
   const FashionMnist data = load_fashion_mnist();
   const std::size_t n = std::min(o.images, data.test.size());
   const Tensor<float> images = data.test.images<float>(0, n);
