@@ -155,6 +155,8 @@ TEST(InferenceModel, LoadsFromAModelFile) {
   // What load_model's Sequential predicts, whatever the file says of the output activation.
   const Tensor<float> loaded = load_model<float>(dir.path("small.faltung")).predict(x);
   EXPECT_TRUE(bitwise_equal(load_inference_model<float>(dir.path("small.faltung")).predict(x), loaded));
+  // The file stores the loss's output activation, so that is the trained model's probabilities.
+  EXPECT_TRUE(bitwise_equal(loaded, net.predict(x)));
   // With the activation named, the trained model's probabilities.
   const auto model = load_inference_model<float>(dir.path("small.faltung"),
                                                  InferenceOptions().output_activation(ActivationKind::Softmax));
